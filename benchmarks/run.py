@@ -1,0 +1,92 @@
+"""`make bench`: ingest and HTTP benchmarks; prints Markdown tables for docs/benchmarks.md.
+
+Usage: python benchmarks/run.py [--ingest-resources N] [--observations N] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import bench_http, bench_ingest
+from benchmarks._postgres import temporary_postgres
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ingest-resources", type=int, default=500_000)
+    parser.add_argument("--observations", type=int, default=1_000_000)
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+
+    lines = [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}.", ""]
+    with temporary_postgres() as postgres_url:
+        if not args.skip_ingest:
+            print("ingest ...", flush=True)
+            results = bench_ingest.run(args.ingest_resources, postgres_url)
+            lines += [
+                "### Ingest",
+                "",
+                "| target | resources | seconds | resources/s |",
+                "|---|---:|---:|---:|",
+            ]
+            lines += [f"| {r.target} | {r.resources:,} | {r.seconds:.1f} | {r.rate:,.0f} |" for r in results]
+            lines.append("")
+        if not args.skip_http:
+            with tempfile.TemporaryDirectory(prefix="medfusion-httpdb-") as tmp:
+                print("http (SQLite) ...", flush=True)
+                load, facts = bench_http.run(
+                    f"sqlite:///{tmp}/http.db", args.observations, args.patients, args.seconds
+                )
+            ceiling = {r.concurrency: r.rps for r in load if r.endpoint.startswith("bare")}
+            lines += [
+                "### HTTP on loopback (SQLite, one uvicorn worker, wrk)",
+                "",
+                f"{facts['observations_stored']:,.0f} Observations stored "
+                f"({facts['loaded_resources']:,.0f} resources loaded at {facts['load_rate']:,.0f}/s); "
+                f"response body {facts['body_bytes']:.0f} bytes; the example search matched "
+                f"{facts['search_matches_example']:.0f} Observations.",
+                "",
+                "| endpoint | concurrency | rps | ratio to ceiling | p50 ms | p99 ms |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {r.endpoint} | {r.concurrency} | {r.rps:,.0f} | {r.rps / ceiling[r.concurrency]:.2f} | "
+                f"{r.p50_ms:.2f} | {r.p99_ms:.2f} |"
+                for r in load
+            ]
+    text = "\n".join(lines) + "\n"
+    out = Path("bench-out")
+    out.mkdir(exist_ok=True)
+    (out / "benchmarks.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from medfusion import __version__
+from medfusion.api.errors import install_error_handlers
+from medfusion.api.fhir import router as fhir_router
+from medfusion.config import get_settings
+from medfusion.fhir.repository import FhirRepository
+
+__all__ = ["create_app"]
+
+
+def create_app(repo: FhirRepository | None = None, *, bare_payload: Path | None = None) -> FastAPI:
+    """Build the application.
+
+    Parameters
+    ----------
+    repo
+        The store to serve; by default a SQL store on ``settings.database_url``,
+        migrated to the newest schema.
+    bare_payload
+        Benchmarks only: serve this file's bytes at ``GET /_bare``, the ceiling that
+        read-by-id is compared against.
+    """
+    if repo is None:
+        from medfusion.services.database import open_repository
+
+        repo = open_repository(get_settings().database_url)
+    app = FastAPI(title="medfusion", version=__version__, docs_url="/docs", redoc_url=None)
+    app.state.repo = repo
+    install_error_handlers(app)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    if bare_payload is not None:
+        payload = bare_payload.read_bytes()
+
+        @app.get("/_bare", include_in_schema=False)
+        async def bare() -> Response:
+            return Response(payload, media_type="application/fhir+json")
+
+    app.include_router(fhir_router, prefix="/fhir")
+    return app

@@ -1,0 +1,1 @@
+"""The ``medfusion`` command line (Typer + rich)."""

@@ -1,0 +1,192 @@
+"""``medfusion``: serve, import, export, synth, demo and database commands.
+
+Commands are thin: they parse arguments, call one service and render with rich. Any
+:class:`~medfusion.errors.MedfusionError` becomes a one-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from medfusion.config import get_settings, override_settings
+from medfusion.errors import MedfusionError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="medfusion: FHIR records and clinical AI in one place.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(func: F) -> F:
+    """Turn medfusion errors into a one-line message and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MedfusionError as error:
+            err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _database(db: str | None) -> str:
+    return db or get_settings().database_url
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+) -> None:
+    """Apply the schema migrations."""
+    from medfusion.services.database import upgrade_database
+
+    revision = upgrade_database(_database(db))
+    console.print(f"database at revision [bold]{revision}[/bold]")
+
+
+@app.command()
+@friendly
+def serve(
+    host: str = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port (default 8000)."),
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+) -> None:
+    """Serve the FHIR API (migrating the database first)."""
+    settings = get_settings()
+    _serve(host or settings.host, port or settings.port, _database(db))
+
+
+def _serve(host: str, port: int, url: str) -> None:
+    import uvicorn
+
+    from medfusion.api import create_app
+    from medfusion.services.database import open_repository
+
+    with override_settings(database_url=url):
+        application = create_app(open_repository(url))
+        base = f"http://{host}:{port}"
+        console.print(f"medfusion serving at [bold]{base}[/bold]")
+        console.print(f"  FHIR API            {base}/fhir")
+        console.print(f"  CapabilityStatement {base}/fhir/metadata")
+        console.print(f"  Patients            {base}/fhir/Patient")
+        console.print(f"  API docs            {base}/docs")
+        console.print(f"  Health              {base}/health")
+        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command("import")
+@friendly
+def import_(
+    paths: list[Path] = typer.Argument(..., help="Bundle JSON / NDJSON files or folders."),
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first error."),
+) -> None:
+    """Import FHIR Bundles and NDJSON into the store."""
+    from medfusion.services.database import open_repository
+    from medfusion.services.importer import find_files, import_paths
+
+    repo = open_repository(_database(db))
+    files = find_files(paths)
+    with _progress() as progress:
+        task = progress.add_task("importing", total=len(files))
+        report = import_paths(repo, paths=files, strict=strict, progress=lambda _p: progress.advance(task))
+    for problem in report.problems:
+        err_console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False, soft_wrap=True)
+    table = Table(title="import summary")
+    table.add_column("resource type")
+    table.add_column("resources", justify="right")
+    for resource_type, count in sorted(report.counts.items()):
+        table.add_row(resource_type, f"{count:,}")
+    table.add_section()
+    table.add_row("total", f"{report.resources:,}")
+    table.add_row("files", f"{report.files:,}")
+    table.add_row("seconds", f"{report.seconds:.2f}")
+    table.add_row("resources/s", f"{report.rate:,.0f}")
+    table.add_row("problems", f"{len(report.problems):,}")
+    console.print(table)
+    if report.problems:
+        raise typer.Exit(2)
+
+
+@app.command()
+@friendly
+def export(
+    out: Path = typer.Option(..., "--out", help="Folder for the NDJSON files."),
+    types: list[str] = typer.Option(None, "--type", help="Resource type to export (repeatable)."),
+    since: str | None = typer.Option(None, "--since", help="Only resources changed since this instant."),
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+) -> None:
+    """Export current resources as Bulk Data NDJSON, one file per type."""
+    from medfusion.services.database import open_repository
+    from medfusion.services.exporter import export_ndjson, parse_since
+
+    when = parse_since(since)
+    report = export_ndjson(open_repository(_database(db)), out=out, types=types or None, since=when)
+    table = Table(title=f"exported to {out}")
+    table.add_column("file")
+    table.add_column("resources", justify="right")
+    for path in report.files:
+        table.add_row(path.name, f"{report.counts[path.stem]:,}")
+    console.print(table)
+
+
+def _register_synth() -> None:
+    from medfusion.cli.synth import synth
+
+    app.command("synth")(synth)
+
+
+@app.command()
+@friendly
+def demo(
+    patients: int = typer.Option(300, "--patients", help="Synthetic patients to generate."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve when loaded."),
+) -> None:
+    """Fresh demo database with synthetic (and Synthea) patients, then serve."""
+    from medfusion.services.demo import build_demo
+
+    with _progress() as progress:
+        task = progress.add_task("loading demo data", total=None)
+        url, report = build_demo(
+            patients=patients,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"demo database ready: {report.resources:,} resources from {report.files} files "
+        f"in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
+    )
+    if serve_after:
+        _serve(host, port, url)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=not sys.stderr.isatty(),
+    )
+
+
+_register_synth()

@@ -1,0 +1,85 @@
+"""The one typed settings object, read from ``MEDFUSION_*`` environment variables.
+
+Nothing else in medfusion reads the environment. Code asks :func:`get_settings` for the
+cached instance; tests and runtime modes switch values with :func:`override_settings`,
+which restores the previous settings on exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "override_settings"]
+
+
+class Settings(BaseSettings):
+    """Platform settings.
+
+    Attributes
+    ----------
+    database_url
+        SQLAlchemy URL of the record store. SQLite by default; PostgreSQL as
+        ``postgresql+psycopg://user:pass@host/db``.
+    data_dir
+        Folder of the shared public data sets (read-only).
+    max_body_bytes
+        Largest accepted request body; bigger ones get 413.
+    default_page_size, max_page_size
+        ``_count`` default and cap for searches and history.
+    base_url
+        Public base URL used in ``Location`` headers and Bundle links; when empty the
+        request's own URL is used.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MEDFUSION_", extra="ignore")
+
+    database_url: str = "sqlite:///./.medfusion/medfusion.db"
+    data_dir: Path = Path("../shared/data")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    default_page_size: int = Field(default=20, gt=0)
+    max_page_size: int = Field(default=1000, gt=0)
+    base_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+
+
+@lru_cache(maxsize=1)
+def _from_environment() -> Settings:
+    return Settings()
+
+
+_overrides: list[Settings] = []
+
+
+def get_settings() -> Settings:
+    """Return the settings in force: the innermost override, else the cached environment."""
+    return _overrides[-1] if _overrides else _from_environment()
+
+
+@contextmanager
+def override_settings(**changes: Any) -> Iterator[Settings]:
+    """Temporarily replace settings fields; the previous values come back on exit.
+
+    Parameters
+    ----------
+    **changes
+        Field names and their temporary values.
+
+    Yields
+    ------
+    Settings
+        The settings in force inside the block.
+    """
+    updated = get_settings().model_copy(update=changes)
+    _overrides.append(updated)
+    try:
+        yield updated
+    finally:
+        _overrides.remove(updated)

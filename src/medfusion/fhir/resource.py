@@ -1,0 +1,49 @@
+"""Small pure helpers on resource dicts: stamping ``id``/``meta`` and comparing content."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+__all__ = ["format_instant", "now_utc", "same_content", "stamp"]
+
+
+def now_utc() -> datetime:
+    """The current instant, truncated to milliseconds (what ``meta.lastUpdated`` shows)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def format_instant(value: datetime) -> str:
+    """Render a FHIR ``instant`` with milliseconds and a ``Z`` zone."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stamp(resource: dict[str, Any], *, id: str, version: int, last_updated: datetime) -> bytes:
+    """Serialise ``resource`` with its server-assigned ``id`` and ``meta`` filled in.
+
+    The input dict is not modified; key order is kept after ``resourceType``, ``id`` and ``meta``.
+    """
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = format_instant(last_updated)
+    out: dict[str, Any] = {"resourceType": resource["resourceType"], "id": id, "meta": meta}
+    for key, value in resource.items():
+        if key not in out:
+            out[key] = value
+    return orjson.dumps(out)
+
+
+def _without_server_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in resource.items() if k not in ("meta", "id")}
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    if meta:
+        out["meta"] = meta
+    return out
+
+
+def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when two resources differ at most in ``id`` and the server's ``meta`` fields."""
+    return _without_server_meta(a) == _without_server_meta(b)

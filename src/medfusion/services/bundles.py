@@ -1,0 +1,347 @@
+"""``batch`` and ``transaction`` Bundles.
+
+A transaction runs in one database transaction: ids are assigned first, ``urn:uuid``
+and conditional references (``Practitioner?identifier=system|value``) are resolved
+across the whole Bundle, then entries are processed in the FHIR order DELETE, POST,
+PUT/PATCH, GET. Any failing entry aborts the lot and the error names the entry. A batch
+runs each entry in a transaction of its own and reports each outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from medfusion.config import get_settings
+from medfusion.errors import (
+    BundleEntryError,
+    InvalidRequestError,
+    MedfusionError,
+    MultipleMatchesError,
+    PreconditionFailedError,
+)
+from medfusion.fhir.outcome import outcome_for_error, status_for
+from medfusion.fhir.references import is_valid_id, rewrite_references
+from medfusion.fhir.repository import FhirRepository, FhirTransaction, StoredResource, WriteRequest
+from medfusion.fhir.resource import format_instant, now_utc
+from medfusion.fhir.search import parse_search, search_in_memory
+from medfusion.services import records
+from medfusion.services.parsing import check_type, parse_query, parse_resource
+
+__all__ = ["BundleReport", "EntryResult", "process_bundle"]
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+
+
+@dataclass(slots=True)
+class _Entry:
+    index: int
+    method: str
+    url: str
+    full_url: str | None
+    resource: dict[str, Any] | None
+    if_none_exist: str | None
+    if_match: str | None
+    resource_type: str = ""
+    id: str | None = None
+    query: list[tuple[str, str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryResult:
+    """Outcome of one entry: HTTP-like status, and the stored version if any."""
+
+    status: str
+    stored: StoredResource | None = None
+    outcome: dict[str, Any] | None = None
+    body: bytes | None = None
+
+
+@dataclass(slots=True)
+class BundleReport:
+    """The response Bundle and per-entry results (the importer counts from these)."""
+
+    kind: str
+    results: list[EntryResult] = field(default_factory=list)
+
+    def to_bundle(self, base: str) -> bytes:
+        """Render the ``batch-response`` / ``transaction-response`` Bundle."""
+        entries = []
+        for result in self.results:
+            response: dict[str, Any] = {"status": result.status}
+            entry: dict[str, Any] = {}
+            if result.stored is not None:
+                stored = result.stored
+                response["location"] = f"{stored.resource_type}/{stored.id}/_history/{stored.version}"
+                response["etag"] = stored.etag
+                response["lastModified"] = format_instant(stored.last_updated)
+                entry["fullUrl"] = f"{base}/{stored.resource_type}/{stored.id}"
+            if result.body is not None:
+                entry["resource"] = orjson.Fragment(result.body)
+            if result.outcome is not None:
+                response["outcome"] = result.outcome
+            entry["response"] = response
+            entries.append(entry)
+        return orjson.dumps({"resourceType": "Bundle", "type": f"{self.kind}-response", "entry": entries})
+
+
+def _parse_entries(bundle: dict[str, Any]) -> list[_Entry | BundleEntryError]:
+    raw = bundle.get("entry", [])
+    if not isinstance(raw, list):
+        raise InvalidRequestError("Bundle.entry must be an array", expression=["Bundle.entry"])
+    out: list[_Entry | BundleEntryError] = []
+    for index, item in enumerate(raw):
+        try:
+            out.append(_parse_entry(index, item))
+        except MedfusionError as error:
+            out.append(error if isinstance(error, BundleEntryError) else BundleEntryError(index, error))
+    return out
+
+
+def _parse_entry(index: int, item: Any) -> _Entry:
+    if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
+        raise InvalidRequestError("each entry needs a request", expression=["Bundle.entry.request"])
+    request = item["request"]
+    method = str(request.get("method", "")).upper()
+    url = request.get("url")
+    if method not in _ORDER or not isinstance(url, str) or not url:
+        raise InvalidRequestError(
+            "entry.request needs a method and a url", expression=["Bundle.entry.request"]
+        )
+    entry = _Entry(
+        index=index,
+        method=method,
+        url=url.lstrip("/"),
+        full_url=item.get("fullUrl"),
+        resource=item.get("resource"),
+        if_none_exist=request.get("ifNoneExist"),
+        if_match=request.get("ifMatch"),
+    )
+    path, _, query = entry.url.partition("?")
+    parts = path.split("/")
+    entry.resource_type = parts[0]
+    check_type(entry.resource_type)
+    if query:
+        entry.query = parse_query(query)
+    if len(parts) >= 2 and parts[1]:
+        entry.id = parts[1]
+    if method in ("POST", "PUT"):
+        if entry.resource is None:
+            raise InvalidRequestError(
+                f"a {method} entry needs a resource", expression=["Bundle.entry.resource"]
+            )
+        entry.resource = parse_resource(entry.resource, expected_type=entry.resource_type)
+    return entry
+
+
+def process_bundle(repo: FhirRepository, *, bundle: dict[str, Any], keep_ids: bool = False) -> BundleReport:
+    """Process a ``batch`` or ``transaction`` Bundle.
+
+    Parameters
+    ----------
+    repo
+        The store.
+    bundle
+        The parsed Bundle.
+    keep_ids
+        Importer mode: a POST whose ``fullUrl`` is ``urn:uuid:X`` (or whose resource has an
+        id) keeps that id, and writing identical content again adds no version, so
+        re-importing the same files creates no duplicates.
+    """
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise InvalidRequestError("the body must be a Bundle", expression=["Bundle"])
+    kind = bundle.get("type")
+    if kind not in ("batch", "transaction"):
+        raise InvalidRequestError("Bundle.type must be 'batch' or 'transaction'", expression=["Bundle.type"])
+    entries = _parse_entries(bundle)
+    if kind == "transaction":
+        for entry in entries:
+            if isinstance(entry, BundleEntryError):
+                raise entry
+        with repo.begin() as tx:
+            results = _Transaction(tx, [e for e in entries if isinstance(e, _Entry)], keep_ids).run()
+        return BundleReport("transaction", results)
+    report = BundleReport("batch")
+    for entry in entries:
+        if isinstance(entry, BundleEntryError):
+            report.results.append(_failure(entry.cause))
+            continue
+        try:
+            with repo.begin() as tx:
+                report.results.extend(_Transaction(tx, [entry], keep_ids).run())
+        except BundleEntryError as error:
+            report.results.append(_failure(error.cause))
+    return report
+
+
+def _failure(error: MedfusionError) -> EntryResult:
+    return EntryResult(status=str(status_for(error)), outcome=outcome_for_error(error))
+
+
+class _Transaction:
+    """Resolution and processing of a list of entries inside one transaction."""
+
+    def __init__(self, tx: FhirTransaction, entries: list[_Entry], keep_ids: bool) -> None:
+        self.tx = tx
+        self.entries = entries
+        self.keep_ids = keep_ids
+        self.mapping: dict[str, str] = {}  # fullUrl or conditional reference -> Type/id
+        self.results: dict[int, EntryResult] = {}
+        self._bundle_view: dict[tuple[str, str], StoredResource] | None = None
+
+    def run(self) -> list[EntryResult]:
+        for entry in self.entries:
+            self._guard(entry, self._assign_id)
+        for entry in self.entries:
+            if entry.resource is not None:
+                self._guard(entry, self._rewrite)
+        ordered = sorted(self.entries, key=lambda e: (_ORDER[e.method], e.index))
+        creates = [e for e in ordered if e.method == "POST" and e.index not in self.results]
+        for entry in ordered:
+            if entry.method == "DELETE":
+                self._guard(entry, self._delete)
+        self._create_all(creates)
+        for entry in ordered:
+            if entry.method in ("PUT", "PATCH", "GET", "HEAD"):
+                self._guard(entry, self._other)
+        return [self.results[e.index] for e in sorted(self.entries, key=lambda e: e.index)]
+
+    def _guard(self, entry: _Entry, step: Any) -> None:
+        try:
+            step(entry)
+        except BundleEntryError:
+            raise
+        except MedfusionError as error:
+            raise BundleEntryError(entry.index, error) from None
+
+    # -- resolution --------------------------------------------------------------
+    def _assign_id(self, entry: _Entry) -> None:
+        if entry.method == "POST":
+            assert entry.resource is not None
+            if entry.if_none_exist:
+                matches = records.find_matches_in(
+                    self.tx, entry.resource_type, parse_query(entry.if_none_exist)
+                )
+                if len(matches) > 1:
+                    raise MultipleMatchesError("ifNoneExist criteria match more than one resource")
+                if matches:
+                    entry.id = matches[0].id
+                    self.results[entry.index] = EntryResult("200 OK", matches[0])
+            if entry.id is None:
+                entry.id = self._new_id(entry)
+        elif entry.method == "PUT" and entry.id is None:
+            if entry.query is None:
+                raise InvalidRequestError("a PUT entry needs Type/id or Type?criteria")
+            matches = records.find_matches_in(self.tx, entry.resource_type, entry.query)
+            if len(matches) > 1:
+                raise MultipleMatchesError("conditional update criteria match more than one resource")
+            assert entry.resource is not None
+            entry.id = matches[0].id if matches else entry.resource.get("id") or records.new_id()
+            entry.resource = {**entry.resource, "id": entry.id}
+        if entry.full_url and entry.id:
+            self.mapping[entry.full_url] = f"{entry.resource_type}/{entry.id}"
+
+    def _new_id(self, entry: _Entry) -> str:
+        if self.keep_ids:
+            candidate = None
+            if entry.full_url and entry.full_url.startswith("urn:uuid:"):
+                candidate = entry.full_url[len("urn:uuid:") :]
+            elif entry.resource and isinstance(entry.resource.get("id"), str):
+                candidate = entry.resource["id"]
+            if candidate and is_valid_id(candidate):
+                return candidate
+        return records.new_id()
+
+    def _rewrite(self, entry: _Entry) -> None:
+        def replace(reference: str) -> str | None:
+            if reference in self.mapping:
+                return self.mapping[reference]
+            if reference.startswith("urn:uuid:"):
+                raise InvalidRequestError("a urn:uuid reference points at no entry of the Bundle")
+            if "?" in reference and not reference.startswith("#"):
+                return self._resolve_conditional(reference)
+            return None
+
+        entry.resource = rewrite_references(entry.resource, replace)
+
+    def _resolve_conditional(self, reference: str) -> str:
+        target_type, _, query = reference.partition("?")
+        check_type(target_type)
+        params = parse_query(query)
+        found = {(s.resource_type, s.id) for s in records.find_matches_in(self.tx, target_type, params)}
+        settings = get_settings()
+        in_bundle = search_in_memory(
+            self._view(),
+            parse_search(target_type, params, strict=True, default_count=2, max_count=settings.max_page_size),
+        )
+        found |= {(s.resource_type, s.id) for s in in_bundle.matches}
+        if len(found) != 1:
+            problem = "no resource" if not found else "more than one resource"
+            raise PreconditionFailedError(f"the conditional reference to {target_type} matches {problem}")
+        resource_type, id = found.pop()
+        self.mapping[reference] = f"{resource_type}/{id}"
+        return self.mapping[reference]
+
+    def _view(self) -> dict[tuple[str, str], StoredResource]:
+        """The Bundle's own resources as if stored, for conditional references to them."""
+        if self._bundle_view is None:
+            now = now_utc()
+            self._bundle_view = {
+                (e.resource_type, e.id): StoredResource(
+                    e.resource_type, e.id, 1, now, False, orjson.dumps({**e.resource, "id": e.id})
+                )
+                for e in self.entries
+                if e.resource is not None and e.id is not None and e.method in ("POST", "PUT")
+            }
+        return self._bundle_view
+
+    # -- processing ----------------------------------------------------------------
+    def _delete(self, entry: _Entry) -> None:
+        if entry.id is None:
+            raise InvalidRequestError("a DELETE entry needs Type/id")
+        self.tx.delete(entry.resource_type, entry.id)
+        self.results[entry.index] = EntryResult("204 No Content")
+
+    def _create_all(self, creates: list[_Entry]) -> None:
+        requests = [
+            WriteRequest(
+                e.resource_type,
+                e.id or "",
+                e.resource or {},
+                expected_version=None if self.keep_ids else 0,
+            )
+            for e in creates
+        ]
+        try:
+            stored = self.tx.write_many(requests, skip_unchanged=self.keep_ids)
+        except MedfusionError as error:
+            index = creates[0].index if len(creates) == 1 else None
+            if index is None:
+                raise InvalidRequestError(
+                    f"creating the Bundle's resources failed: {error.message}"
+                ) from None
+            raise BundleEntryError(index, error) from None
+        for entry, version in zip(creates, stored, strict=True):
+            self.results[entry.index] = EntryResult("201 Created", version)
+
+    def _other(self, entry: _Entry) -> None:
+        if entry.method == "PUT":
+            assert entry.resource is not None and entry.id is not None
+            outcome = records.update_in(
+                self.tx,
+                entry.resource_type,
+                entry.id,
+                entry.resource,
+                if_match=records.parse_if_match(entry.if_match),
+            )
+            status = "201 Created" if outcome.created else "200 OK"
+            self.results[entry.index] = EntryResult(status, outcome.stored)
+        elif entry.method == "PATCH":
+            raise InvalidRequestError("PATCH entries in Bundles are not supported; use PUT")
+        else:
+            if entry.id is None:
+                raise InvalidRequestError("GET entries in Bundles must read Type/id")
+            stored = self.tx.read(entry.resource_type, entry.id)
+            self.results[entry.index] = EntryResult("200 OK", stored, body=stored.body)

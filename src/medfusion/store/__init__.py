@@ -1,0 +1,1 @@
+"""Relational storage of FHIR resources: SQLite by default, PostgreSQL at scale."""

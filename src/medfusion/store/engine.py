@@ -1,0 +1,66 @@
+"""Engine construction: SQLite tuned for safety, PostgreSQL through psycopg 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+__all__ = ["WRITE", "make_engine"]
+
+# Execution option that makes SQLite take the write lock at BEGIN, so that a
+# read-check-write sequence (If-Match, conditional create) cannot interleave.
+WRITE = {"medfusion_write": True}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred only).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    immediate = conn.get_execution_options().get("medfusion_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """Create an engine for ``url`` with medfusion's connection settings.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL. ``sqlite:///path`` creates the parent folder; ``postgresql://``
+        URLs are routed to the psycopg 3 driver.
+    **kwargs
+        Passed on to :func:`sqlalchemy.create_engine`.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if "poolclass" not in kwargs:
+                kwargs.setdefault("pool_size", 8)
+        else:
+            kwargs.setdefault("poolclass", sa.StaticPool)
+        kwargs.setdefault("connect_args", {"check_same_thread": False})
+        engine = sa.create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(parsed, **kwargs)

@@ -1,0 +1,422 @@
+"""The SQL implementation of :class:`~medfusion.fhir.repository.FhirRepository`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+import sqlalchemy as sa
+
+from medfusion.errors import ConflictError, GoneError, NotFoundError, PreconditionFailedError
+from medfusion.fhir.repository import HistoryPage, StoredResource, WriteRequest
+from medfusion.fhir.resource import now_utc, same_content, stamp
+from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
+from medfusion.store.engine import WRITE
+from medfusion.store.rows import resource_columns, to_stored
+from medfusion.store.search_sql import execute_search
+from medfusion.store.tables import INDEX_TABLES, resource
+
+__all__ = ["SqlRepository", "SqlTransaction"]
+
+_BATCH = 500  # keeps IN lists and multi-row VALUES well under driver limits
+
+
+class _Current(NamedTuple):
+    rid: int
+    version: int
+    deleted: bool
+    last_updated: datetime
+    body: bytes | None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class SqlTransaction:
+    """Operations inside one database transaction (see ``FhirTransaction``)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self._dialect = conn.dialect.name
+        self._columns = resource_columns(self._dialect)
+
+    # -- reads -----------------------------------------------------------------
+    def read_current(self, resource_type: str, id: str) -> StoredResource | None:
+        row = self.conn.execute(
+            sa.select(*self._columns).where(
+                resource.c.res_type == resource_type,
+                resource.c.res_id == id,
+                resource.c.current,
+            )
+        ).first()
+        return to_stored(row) if row is not None else None
+
+    def read(self, resource_type: str, id: str) -> StoredResource:
+        found = self.read_current(resource_type, id)
+        if found is None:
+            raise NotFoundError(f"{resource_type}/{id} is not known")
+        if found.deleted:
+            raise GoneError(f"{resource_type}/{id} has been deleted")
+        return found
+
+    def vread(self, resource_type: str, id: str, version: int) -> StoredResource:
+        row = self.conn.execute(
+            sa.select(*self._columns).where(
+                resource.c.res_type == resource_type,
+                resource.c.res_id == id,
+                resource.c.version == version,
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"{resource_type}/{id} has no version {version}")
+        found = to_stored(row)
+        if found.deleted:
+            raise GoneError(f"{resource_type}/{id} version {version} is a deletion")
+        return found
+
+    def read_many(self, references: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        by_type: dict[str, set[str]] = defaultdict(set)
+        for resource_type, id in references:
+            by_type[resource_type].add(id)
+        found: list[StoredResource] = []
+        for resource_type, ids in by_type.items():
+            id_list = sorted(ids)
+            for start in range(0, len(id_list), _BATCH):
+                rows = self.conn.execute(
+                    sa.select(*self._columns).where(
+                        resource.c.res_type == resource_type,
+                        resource.c.res_id.in_(id_list[start : start + _BATCH]),
+                        resource.c.current,
+                        ~resource.c.deleted,
+                    )
+                )
+                found.extend(to_stored(row) for row in rows)
+        return found
+
+    def history(
+        self,
+        resource_type: str | None,
+        id: str | None,
+        *,
+        since: datetime | None,
+        count: int,
+        offset: int,
+    ) -> HistoryPage:
+        conditions: list[sa.ColumnElement[bool]] = []
+        if resource_type is not None:
+            conditions.append(resource.c.res_type == resource_type)
+        if id is not None:
+            conditions.append(resource.c.res_id == id)
+        if since is not None:
+            conditions.append(resource.c.last_updated >= since)
+        total = self.conn.execute(
+            sa.select(sa.func.count()).select_from(resource).where(*conditions)
+        ).scalar_one()
+        rows = self.conn.execute(
+            sa.select(*self._columns)
+            .where(*conditions)
+            .order_by(resource.c.last_updated.desc(), resource.c.rid.desc())
+            .limit(count)
+            .offset(offset)
+        )
+        return HistoryPage(entries=[to_stored(row) for row in rows], total=int(total))
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        return execute_search(self.conn, query)
+
+    # -- writes ----------------------------------------------------------------
+    def write(
+        self, resource_type: str, id: str, resource: dict[str, Any], *, expected_version: int | None
+    ) -> StoredResource:
+        return self.write_many([WriteRequest(resource_type, id, resource, expected_version)])[0]
+
+    def write_many(
+        self, requests: Sequence[WriteRequest], *, skip_unchanged: bool = False
+    ) -> list[StoredResource]:
+        """Write many versions with a handful of statements (the ingest path).
+
+        With ``skip_unchanged`` a resource whose content equals its current version is
+        left alone and its current version returned, so re-imports add no versions.
+        """
+        results: list[StoredResource | None] = [None] * len(requests)
+        for start in range(0, len(requests), _BATCH):
+            chunk = requests[start : start + _BATCH]
+            self._write_chunk(chunk, results, start, skip_unchanged)
+        return [r for r in results if r is not None]
+
+    def delete(self, resource_type: str, id: str) -> StoredResource | None:
+        current = self._current_meta([(resource_type, id)])
+        found = current.get((resource_type, id))
+        if found is None or found.deleted:
+            return None
+        version = found.version
+        self._retire([found.rid])
+        when = now_utc()
+        row = {
+            "res_type": resource_type,
+            "res_id": id,
+            "version": version + 1,
+            "last_updated": when,
+            "deleted": True,
+            "current": True,
+            "body": None,
+        }
+        self.conn.execute(sa.insert(resource), [row])
+        return StoredResource(resource_type, id, version + 1, when, True, b"")
+
+    # -- internals -------------------------------------------------------------
+    def _current_meta(
+        self, keys: Sequence[tuple[str, str]], *, with_body: bool = False
+    ) -> dict[tuple[str, str], _Current]:
+        """The current rows of ``keys`` (bodies only when asked for)."""
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for resource_type, id in keys:
+            by_type[resource_type].append(id)
+        columns: list[sa.ColumnElement[Any]] = [
+            resource.c.res_type,
+            resource.c.res_id,
+            resource.c.rid,
+            resource.c.version,
+            resource.c.deleted,
+            resource.c.last_updated,
+        ]
+        if with_body:
+            columns.append(self._columns[-1])
+        out: dict[tuple[str, str], _Current] = {}
+        for resource_type, ids in by_type.items():
+            rows = self.conn.execute(
+                sa.select(*columns).where(
+                    resource.c.res_type == resource_type,
+                    resource.c.res_id.in_(ids),
+                    resource.c.current,
+                )
+            )
+            for row in rows:
+                body = row.body if with_body else None
+                if isinstance(body, str):
+                    body = body.encode()
+                out[(row.res_type, row.res_id)] = _Current(
+                    row.rid, row.version, bool(row.deleted), row.last_updated, body
+                )
+        return out
+
+    def _retire(self, rids: Sequence[int]) -> None:
+        """Un-mark current rows and drop their index rows; detects concurrent writers."""
+        for start in range(0, len(rids), _BATCH):
+            part = list(rids[start : start + _BATCH])
+            result = self.conn.execute(
+                sa.update(resource).where(resource.c.rid.in_(part), resource.c.current).values(current=False)
+            )
+            if result.rowcount != len(part):
+                raise PreconditionFailedError("the resource was changed by a concurrent request")
+            for table in INDEX_TABLES.values():
+                self.conn.execute(sa.delete(table).where(table.c.rid.in_(part)))
+
+    def _write_chunk(
+        self,
+        chunk: Sequence[WriteRequest],
+        results: list[StoredResource | None],
+        offset: int,
+        skip_unchanged: bool,
+    ) -> None:
+        keys = [(r.resource_type, r.id) for r in chunk]
+        if len(set(keys)) != len(keys):
+            raise ConflictError("the same resource is written twice in one transaction")
+        current = self._current_meta(keys, with_body=skip_unchanged)
+        when = now_utc()
+        retire_rids: list[int] = []
+        rows: list[dict[str, Any]] = []
+        positions: list[int] = []
+        for i, request in enumerate(chunk):
+            found = current.get((request.resource_type, request.id))
+            live_version = 0 if found is None or found.deleted else found.version
+            if request.expected_version is not None and request.expected_version != live_version:
+                raise PreconditionFailedError(
+                    f"{request.resource_type}/{request.id} is at version {live_version}, "
+                    f"not {request.expected_version}",
+                )
+            unchanged = (
+                skip_unchanged
+                and live_version
+                and found is not None
+                and found.body is not None
+                and same_content(orjson.loads(found.body), request.resource)
+            )
+            if unchanged and found is not None and found.body is not None:
+                results[offset + i] = StoredResource(
+                    request.resource_type,
+                    request.id,
+                    found.version,
+                    _aware(found.last_updated),
+                    False,
+                    found.body,
+                )
+                continue
+            version = 1 if found is None else found.version + 1
+            if found is not None:
+                retire_rids.append(found.rid)
+            body = stamp(request.resource, id=request.id, version=version, last_updated=when)
+            rows.append(
+                {
+                    "res_type": request.resource_type,
+                    "res_id": request.id,
+                    "version": version,
+                    "last_updated": when,
+                    "deleted": False,
+                    "current": True,
+                    "body": body.decode() if self._dialect == "postgresql" else body,
+                }
+            )
+            positions.append(i)
+            results[offset + i] = StoredResource(
+                request.resource_type, request.id, version, when, False, body
+            )
+        if retire_rids:
+            self._retire(retire_rids)
+        if not rows:
+            return
+        rids = self._insert_resources(rows)
+        self._insert_index(
+            [(rid, chunk[i].resource_type, chunk[i].resource) for rid, i in zip(rids, positions, strict=True)]
+        )
+
+    def _insert_resources(self, rows: list[dict[str, Any]]) -> list[int]:
+        if self._dialect == "postgresql":
+            statement = sa.insert(resource).values(
+                body=sa.cast(sa.bindparam("body", type_=sa.Text), resource.c.body.type)
+            )
+        else:
+            statement = sa.insert(resource)
+        result = self.conn.execute(statement.returning(resource.c.rid, sort_by_parameter_order=True), rows)
+        return [row[0] for row in result]
+
+    def _insert_index(self, items: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+        batches: dict[str, list[dict[str, Any]]] = {name: [] for name in INDEX_TABLES}
+        for rid, resource_type, body in items:
+            entries = extract_index(resource_type, body)
+            for param, value, exact in entries.strings:
+                batches["string"].append(
+                    {
+                        "rid": rid,
+                        "res_type": resource_type,
+                        "param": param,
+                        "value": value,
+                        "exact": exact,
+                    }
+                )
+            for param, system, code in entries.tokens:
+                batches["token"].append(
+                    {
+                        "rid": rid,
+                        "res_type": resource_type,
+                        "param": param,
+                        "system": system,
+                        "code": code,
+                    }
+                )
+            for param, low, high in entries.dates:
+                batches["date"].append(
+                    {
+                        "rid": rid,
+                        "res_type": resource_type,
+                        "param": param,
+                        "low": low,
+                        "high": high,
+                    }
+                )
+            for param, number, system, code in entries.quantities:
+                batches["quantity"].append(
+                    {
+                        "rid": rid,
+                        "res_type": resource_type,
+                        "param": param,
+                        "value": number,
+                        "system": system,
+                        "code": code,
+                    }
+                )
+            for param, target_type, target_id in entries.references:
+                batches["reference"].append(
+                    {
+                        "rid": rid,
+                        "res_type": resource_type,
+                        "param": param,
+                        "target_type": target_type,
+                        "target_id": target_id,
+                    }
+                )
+        for name, batch in batches.items():
+            if batch:
+                self.conn.execute(sa.insert(INDEX_TABLES[name]), batch)
+
+
+class SqlRepository:
+    """FHIR repository on a SQLAlchemy engine (SQLite or PostgreSQL).
+
+    Parameters
+    ----------
+    engine
+        An engine from :func:`medfusion.store.engine.make_engine`, already migrated.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._columns = resource_columns(engine.dialect.name)
+        self._read_sql = sa.select(*self._columns).where(
+            resource.c.res_type == sa.bindparam("t"),
+            resource.c.res_id == sa.bindparam("i"),
+            resource.c.current,
+        )
+
+    @contextmanager
+    def begin(self) -> Iterator[SqlTransaction]:
+        """Open a write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            yield SqlTransaction(conn)
+
+    @contextmanager
+    def begin_read(self) -> Iterator[SqlTransaction]:
+        """Open a read-only transaction that does not take the SQLite write lock."""
+        with self.engine.connect() as conn, conn.begin():
+            yield SqlTransaction(conn)
+
+    def read(self, resource_type: str, id: str) -> StoredResource:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._read_sql, {"t": resource_type, "i": id}).first()
+            conn.rollback()
+        if row is None:
+            raise NotFoundError(f"{resource_type}/{id} is not known")
+        found = to_stored(row)
+        if found.deleted:
+            raise GoneError(f"{resource_type}/{id} has been deleted")
+        return found
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(resource.c.res_type, sa.func.count())
+                .where(resource.c.current, ~resource.c.deleted)
+                .group_by(resource.c.res_type)
+                .order_by(resource.c.res_type)
+            )
+            return {row[0]: int(row[1]) for row in rows}
+
+    def iter_current(
+        self, resource_types: Sequence[str] | None = None, since: datetime | None = None
+    ) -> Iterator[StoredResource]:
+        conditions: list[sa.ColumnElement[bool]] = [resource.c.current, ~resource.c.deleted]
+        if resource_types:
+            conditions.append(resource.c.res_type.in_(list(resource_types)))
+        if since is not None:
+            conditions.append(resource.c.last_updated >= since)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=1000).execute(
+                sa.select(*self._columns).where(*conditions).order_by(resource.c.res_type, resource.c.res_id)
+            )
+            for row in result:
+                yield to_stored(row)

@@ -1,0 +1,109 @@
+"""Table definitions of the record store.
+
+``resource`` keeps every version of every resource; exactly one row per resource has
+``current`` set. The ``idx_*`` tables hold search index rows for current, live versions
+only: they are rewritten in the same transaction as the version they describe, so a
+rolled-back write leaves no index trace. Dates in ``idx_date`` are epoch seconds (UTC),
+``low`` and ``high`` being the inclusive bounds of the value's implicit range.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+__all__ = [
+    "INDEX_TABLES",
+    "idx_date",
+    "idx_quantity",
+    "idx_reference",
+    "idx_string",
+    "idx_token",
+    "metadata",
+    "resource",
+]
+
+metadata = sa.MetaData()
+
+# Bytes on SQLite; JSONB on PostgreSQL so the documents can be queried in place.
+JsonBody = sa.LargeBinary().with_variant(postgresql.JSONB(), "postgresql")
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+resource = sa.Table(
+    "resource",
+    metadata,
+    sa.Column("rid", RowId, primary_key=True, autoincrement=True),
+    sa.Column("res_type", sa.String(64), nullable=False),
+    sa.Column("res_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("last_updated", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("current", sa.Boolean, nullable=False, default=True),
+    sa.Column("body", JsonBody, nullable=True),
+    sa.UniqueConstraint("res_type", "res_id", "version", name="uq_resource_version"),
+    sa.Index(
+        "ix_resource_current",
+        "res_type",
+        "res_id",
+        unique=True,
+        sqlite_where=sa.text("current"),
+        postgresql_where=sa.text("current"),
+    ),
+    sa.Index("ix_resource_type_updated", "res_type", "last_updated"),
+    sa.Index("ix_resource_updated", "last_updated"),
+)
+
+
+def _index_table(name: str, *columns: sa.Column[object], lookup: tuple[str, ...]) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("rid", RowId, sa.ForeignKey("resource.rid"), nullable=False),
+        sa.Column("res_type", sa.String(64), nullable=False),
+        sa.Column("param", sa.String(64), nullable=False),
+        *columns,
+        sa.Index(f"ix_{name}_rid", "rid"),
+        sa.Index(f"ix_{name}_lookup", "res_type", "param", *lookup, "rid"),
+    )
+
+
+idx_string = _index_table(
+    "idx_string",
+    sa.Column("value", sa.String(256), nullable=False),  # lower-cased, accents removed
+    sa.Column("exact", sa.String(256), nullable=False),
+    lookup=("value",),
+)
+idx_token = _index_table(
+    "idx_token",
+    sa.Column("system", sa.String(256), nullable=True),
+    sa.Column("code", sa.String(256), nullable=True),
+    lookup=("code", "system"),
+)
+idx_date = _index_table(
+    "idx_date",
+    sa.Column("low", sa.Float, nullable=False),
+    sa.Column("high", sa.Float, nullable=False),
+    lookup=("low", "high"),
+)
+idx_quantity = _index_table(
+    "idx_quantity",
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("system", sa.String(256), nullable=True),
+    sa.Column("code", sa.String(256), nullable=True),
+    lookup=("value",),
+)
+idx_reference = _index_table(
+    "idx_reference",
+    sa.Column("target_type", sa.String(64), nullable=True),
+    sa.Column("target_id", sa.String(256), nullable=False),
+    lookup=("target_id", "target_type"),
+)
+sa.Index("ix_idx_reference_target", idx_reference.c.target_id, idx_reference.c.target_type)
+
+INDEX_TABLES: dict[str, sa.Table] = {
+    "string": idx_string,
+    "token": idx_token,
+    "date": idx_date,
+    "quantity": idx_quantity,
+    "reference": idx_reference,
+}

@@ -1,0 +1,87 @@
+"""Shared fixtures: repositories on every backend, an API client, the data folder.
+
+``repo`` runs a test on the in-memory twin, SQLite and (when
+``MEDFUSION_TEST_POSTGRES_URL`` names a server) PostgreSQL. Each PostgreSQL test gets a
+fresh database of its own, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from medfusion.config import get_settings, override_settings
+from medfusion.fhir.memory import InMemoryRepository
+from medfusion.fhir.repository import FhirRepository
+from medfusion.store.engine import make_engine
+from medfusion.store.migrate import upgrade
+from medfusion.store.repository import SqlRepository
+
+POSTGRES_URL = os.environ.get("MEDFUSION_TEST_POSTGRES_URL")
+
+SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+ALL_BACKENDS = ["memory", *SQL_BACKENDS]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared public data folder; tests needing it skip when it is absent."""
+    path = get_settings().data_dir
+    if not path.is_dir():
+        pytest.skip(f"shared data folder {path} is absent (set MEDFUSION_DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("MEDFUSION_TEST_POSTGRES_URL is not set; PostgreSQL tests need a server")
+    name = f"mf_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _sql_repository(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> SqlRepository:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url, poolclass=sa.NullPool) if backend == "postgres" else make_engine(url)
+    upgrade(engine)
+    request.addfinalizer(engine.dispose)
+    return SqlRepository(engine)
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> FhirRepository:
+    """A fresh repository on each backend."""
+    if request.param == "memory":
+        return InMemoryRepository()
+    return _sql_repository(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_repo(request: pytest.FixtureRequest, tmp_path: Path) -> SqlRepository:
+    """A fresh SQL repository on SQLite and PostgreSQL."""
+    return _sql_repository(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def settings_base_url() -> Iterator[None]:
+    """Pin the public base URL so Bundle links are predictable."""
+    with override_settings(base_url="http://testserver/fhir"):
+        yield
