@@ -60,7 +60,7 @@ def _sql_repository(backend: str, request: pytest.FixtureRequest, tmp_path: Path
         url = f"sqlite:///{tmp_path / 'store.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url, poolclass=sa.NullPool) if backend == "postgres" else make_engine(url)
+    engine = make_engine(url, pool_size=4, max_overflow=4)
     upgrade(engine)
     request.addfinalizer(engine.dispose)
     return SqlRepository(engine)

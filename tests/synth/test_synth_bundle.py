@@ -53,9 +53,7 @@ def test_bundle_is_a_synthea_style_transaction() -> None:
         assert entry["request"]["url"] == resource["resourceType"]
         if resource["resourceType"] == "Practitioner":
             npi = resource["identifier"][0]["value"]
-            assert entry["request"]["ifNoneExist"] == (
-                f"identifier=http://hl7.org/fhir/sid/us-npi|{npi}"
-            )
+            assert entry["request"]["ifNoneExist"] == (f"identifier=http://hl7.org/fhir/sid/us-npi|{npi}")
         elif resource["resourceType"] == "Organization":
             assert entry["request"]["ifNoneExist"].startswith(
                 "identifier=https://github.com/synthetichealth/synthea|"
@@ -84,9 +82,7 @@ def test_references_resolve_in_bundle_or_are_conditional() -> None:
 
 def test_observations_carry_loinc_and_ucum() -> None:
     bundle = generate_bundle(1, 42)
-    observations = [
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
-    ]
+    observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
     assert observations
     for obs in observations:
         assert obs["code"]["coding"][0]["system"] == "http://loinc.org"

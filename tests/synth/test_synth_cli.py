@@ -20,9 +20,7 @@ def _app() -> typer.Typer:
 
 def test_synth_writes_files_and_prints_summary(tmp_path: Path) -> None:
     out = tmp_path / "cohort"
-    result = CliRunner().invoke(
-        _app(), ["synth", "--patients", "5", "--seed", "1", "--out", str(out)]
-    )
+    result = CliRunner().invoke(_app(), ["synth", "--patients", "5", "--seed", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert len(list(out.glob("*.json"))) == 5
     assert "Patient" in result.output

@@ -52,18 +52,14 @@ def _summarise(bundle: dict[str, object]) -> Row:
                 values["8480-6"].append(component["valueQuantity"]["value"])
     return Row(
         age=(end - date.fromisoformat(patient["birthDate"])).days / 365.25,
-        conditions={
-            r["code"]["coding"][0]["code"] for r in resources if r["resourceType"] == "Condition"
-        },
+        conditions={r["code"]["coding"][0]["code"] for r in resources if r["resourceType"] == "Condition"},
         medications={
             r["medicationCodeableConcept"]["coding"][0]["code"]
             for r in resources
             if r["resourceType"] == "MedicationRequest"
         },
         died="deceasedDateTime" in patient,
-        admitted=any(
-            r["resourceType"] == "Encounter" and r["class"]["code"] == "IMP" for r in resources
-        ),
+        admitted=any(r["resourceType"] == "Encounter" and r["class"]["code"] == "IMP" for r in resources),
         hba1c=values["4548-4"],
         egfr=values["33914-3"],
         systolic=values["8480-6"],
@@ -122,9 +118,7 @@ def test_lisinopril_lowers_blood_pressure(cohort: list[Row]) -> None:
     # Among treated hypertensives, the last reading (on treatment) is below the first one
     # (at diagnosis or before) on average, although patients only get older.
     drops = [
-        r.systolic[0] - r.systolic[-1]
-        for r in cohort
-        if LISINOPRIL in r.medications and len(r.systolic) >= 4
+        r.systolic[0] - r.systolic[-1] for r in cohort if LISINOPRIL in r.medications and len(r.systolic) >= 4
     ]
     assert len(drops) > 50
     assert statistics.mean(drops) > 1.5

@@ -27,9 +27,7 @@ def test_writes_one_file_per_patient_named_by_patient_id(tmp_path: Path) -> None
     counted = 0
     for path in files:
         bundle = orjson.loads(path.read_bytes())
-        patient = next(
-            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
-        )
+        patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
         assert path.name == f"{patient['id']}.json"
         counted += len(bundle["entry"])
     assert counted == summary.total_resources

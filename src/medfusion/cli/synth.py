@@ -37,9 +37,7 @@ def synth(
     )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("Generating patients", total=patients)
-        summary = write_bundles(
-            out, patients, seed, progress=lambda done: bar.update(task, completed=done)
-        )
+        summary = write_bundles(out, patients, seed, progress=lambda done: bar.update(task, completed=done))
 
     table = Table(title=f"Synthetic cohort (seed {seed})")
     table.add_column("Resource type")

@@ -29,7 +29,6 @@ class InMemoryTransaction:
 
     def __init__(self, versions: dict[_Key, list[StoredResource]]) -> None:
         self.versions = versions
-        self._written: set[_Key] = set()
 
     def read_current(self, resource_type: str, id: str) -> StoredResource | None:
         history = self.versions.get((resource_type, id))
@@ -64,8 +63,6 @@ class InMemoryTransaction:
         self, resource_type: str, id: str, resource: dict[str, Any], *, expected_version: int | None
     ) -> StoredResource:
         key = (resource_type, id)
-        if key in self._written:
-            raise ConflictError("the same resource is written twice in one transaction")
         current = self.read_current(resource_type, id)
         live_version = 0 if current is None or current.deleted else current.version
         if expected_version is not None and expected_version != live_version:
@@ -77,12 +74,14 @@ class InMemoryTransaction:
         body = stamp(resource, id=id, version=version, last_updated=when)
         stored = StoredResource(resource_type, id, version, when, False, body)
         self.versions[key] = [*self.versions.get(key, []), stored]
-        self._written.add(key)
         return stored
 
     def write_many(
         self, requests: Sequence[WriteRequest], *, skip_unchanged: bool = False
     ) -> list[StoredResource]:
+        keys = [(r.resource_type, r.id) for r in requests]
+        if len(set(keys)) != len(keys):
+            raise ConflictError("the same resource is written twice in one transaction")
         out = []
         for request in requests:
             current = self.read_current(request.resource_type, request.id)
@@ -131,6 +130,16 @@ class InMemoryTransaction:
         selected.sort(key=lambda item: (item[1].last_updated, item[0], item[1].version), reverse=True)
         entries = [version for _, version in selected[offset : offset + count]]
         return HistoryPage(entries=entries, total=len(selected))
+
+    @contextmanager
+    def savepoint(self) -> Iterator[InMemoryTransaction]:
+        snapshot = dict(self.versions)
+        try:
+            yield self
+        except BaseException:
+            self.versions.clear()
+            self.versions.update(snapshot)
+            raise
 
     def search(self, query: SearchQuery) -> SearchResult:
         live = {key: h[-1] for key, h in self.versions.items() if h and not h[-1].deleted}

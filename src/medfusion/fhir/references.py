@@ -33,21 +33,21 @@ def split_reference(reference: str) -> tuple[str, str] | None:
     return None
 
 
-def rewrite_references(value: Any, replace: Callable[[str], str | None]) -> Any:
-    """Return a copy of ``value`` with every ``Reference.reference`` passed through ``replace``.
+def rewrite_references(value: Any, replace: Callable[[str], str | None]) -> None:
+    """Pass every ``Reference.reference`` inside ``value`` through ``replace``, in place.
 
-    ``replace`` returns the new reference string, or None to keep the old one. Only
-    dicts and lists along the way are copied; the input is not modified.
+    ``replace`` returns the new reference string, or None to keep the old one. In place
+    because Bundles are rewritten on the ingest hot path and the caller owns the dicts.
     """
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
         for key, item in value.items():
             if key == "reference" and isinstance(item, str):
                 new = replace(item)
-                out[key] = item if new is None else new
-            else:
-                out[key] = rewrite_references(item, replace)
-        return out
-    if isinstance(value, list):
-        return [rewrite_references(item, replace) for item in value]
-    return value
+                if new is not None:
+                    value[key] = new
+            elif isinstance(item, dict | list):
+                rewrite_references(item, replace)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                rewrite_references(item, replace)

@@ -141,6 +141,10 @@ class FhirTransaction(Protocol):
         """Run a parsed search; see :mod:`medfusion.fhir.search`."""
         ...
 
+    def savepoint(self) -> AbstractContextManager[FhirTransaction]:
+        """A nested unit: an exception inside undoes only its own writes, then propagates."""
+        ...
+
     def read_many(self, references: Sequence[tuple[str, str]]) -> list[StoredResource]:
         """Current live versions of the given ``(type, id)`` pairs that exist, in no order."""
         ...

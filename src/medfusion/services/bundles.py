@@ -87,20 +87,20 @@ class BundleReport:
         return orjson.dumps({"resourceType": "Bundle", "type": f"{self.kind}-response", "entry": entries})
 
 
-def _parse_entries(bundle: dict[str, Any]) -> list[_Entry | BundleEntryError]:
+def _parse_entries(bundle: dict[str, Any], *, validate: bool) -> list[_Entry | BundleEntryError]:
     raw = bundle.get("entry", [])
     if not isinstance(raw, list):
         raise InvalidRequestError("Bundle.entry must be an array", expression=["Bundle.entry"])
     out: list[_Entry | BundleEntryError] = []
     for index, item in enumerate(raw):
         try:
-            out.append(_parse_entry(index, item))
+            out.append(_parse_entry(index, item, validate))
         except MedfusionError as error:
             out.append(error if isinstance(error, BundleEntryError) else BundleEntryError(index, error))
     return out
 
 
-def _parse_entry(index: int, item: Any) -> _Entry:
+def _parse_entry(index: int, item: Any, validate: bool) -> _Entry:
     if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
         raise InvalidRequestError("each entry needs a request", expression=["Bundle.entry.request"])
     request = item["request"]
@@ -132,11 +132,24 @@ def _parse_entry(index: int, item: Any) -> _Entry:
             raise InvalidRequestError(
                 f"a {method} entry needs a resource", expression=["Bundle.entry.resource"]
             )
-        entry.resource = parse_resource(entry.resource, expected_type=entry.resource_type)
+        if validate:
+            entry.resource = parse_resource(entry.resource, expected_type=entry.resource_type)
+        elif (
+            not isinstance(entry.resource, dict) or entry.resource.get("resourceType") != entry.resource_type
+        ):
+            raise InvalidRequestError("the entry's resourceType does not match its request url")
     return entry
 
 
-def process_bundle(repo: FhirRepository, *, bundle: dict[str, Any], keep_ids: bool = False) -> BundleReport:
+def process_bundle(
+    repo: FhirRepository,
+    *,
+    bundle: dict[str, Any],
+    keep_ids: bool = False,
+    tx: FhirTransaction | None = None,
+    prevalidated: bool = False,
+    resolved: dict[str, str] | None = None,
+) -> BundleReport:
     """Process a ``batch`` or ``transaction`` Bundle.
 
     Parameters
@@ -149,19 +162,33 @@ def process_bundle(repo: FhirRepository, *, bundle: dict[str, Any], keep_ids: bo
         Importer mode: a POST whose ``fullUrl`` is ``urn:uuid:X`` (or whose resource has an
         id) keeps that id, and writing identical content again adds no version, so
         re-importing the same files creates no duplicates.
+    tx
+        Run inside this open transaction, each unit (the whole transaction Bundle, or each
+        batch entry) under a savepoint, so a failure undoes only that unit. The importer
+        uses this to commit many Bundles at once.
+    prevalidated
+        The entries' resources were already validated (by the importer's workers).
+    resolved
+        A cache of conditional references and ``ifNoneExist`` criteria already resolved
+        to ``Type/id``, shared across Bundles by the importer (whose Synthea-style files
+        repeat the same practitioners). Entries are added only when a unit succeeds.
     """
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InvalidRequestError("the body must be a Bundle", expression=["Bundle"])
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise InvalidRequestError("Bundle.type must be 'batch' or 'transaction'", expression=["Bundle.type"])
-    entries = _parse_entries(bundle)
+    entries = _parse_entries(bundle, validate=not prevalidated)
+    scope = (lambda: tx.savepoint()) if tx is not None else repo.begin
     if kind == "transaction":
         for entry in entries:
             if isinstance(entry, BundleEntryError):
                 raise entry
-        with repo.begin() as tx:
-            results = _Transaction(tx, [e for e in entries if isinstance(e, _Entry)], keep_ids).run()
+        with scope() as unit:
+            runner = _Transaction(unit, [e for e in entries if isinstance(e, _Entry)], keep_ids, resolved)
+            results = runner.run()
+        if resolved is not None:
+            resolved.update(runner.learned)
         return BundleReport("transaction", results)
     report = BundleReport("batch")
     for entry in entries:
@@ -169,8 +196,8 @@ def process_bundle(repo: FhirRepository, *, bundle: dict[str, Any], keep_ids: bo
             report.results.append(_failure(entry.cause))
             continue
         try:
-            with repo.begin() as tx:
-                report.results.extend(_Transaction(tx, [entry], keep_ids).run())
+            with scope() as unit:
+                report.results.extend(_Transaction(unit, [entry], keep_ids).run())
         except BundleEntryError as error:
             report.results.append(_failure(error.cause))
     return report
@@ -183,10 +210,18 @@ def _failure(error: MedfusionError) -> EntryResult:
 class _Transaction:
     """Resolution and processing of a list of entries inside one transaction."""
 
-    def __init__(self, tx: FhirTransaction, entries: list[_Entry], keep_ids: bool) -> None:
+    def __init__(
+        self,
+        tx: FhirTransaction,
+        entries: list[_Entry],
+        keep_ids: bool,
+        resolved: dict[str, str] | None = None,
+    ) -> None:
         self.tx = tx
         self.entries = entries
         self.keep_ids = keep_ids
+        self.known = resolved or {}
+        self.learned: dict[str, str] = {}
         self.mapping: dict[str, str] = {}  # fullUrl or conditional reference -> Type/id
         self.results: dict[int, EntryResult] = {}
         self._bundle_view: dict[tuple[str, str], StoredResource] | None = None
@@ -220,8 +255,9 @@ class _Transaction:
     def _assign_id(self, entry: _Entry) -> None:
         if entry.method == "POST":
             assert entry.resource is not None
+            key = f"{entry.resource_type}?{entry.if_none_exist}"
             if entry.if_none_exist:
-                matches = records.find_matches_in(
+                matches = self._known_match(key) or records.find_matches_in(
                     self.tx, entry.resource_type, parse_query(entry.if_none_exist)
                 )
                 if len(matches) > 1:
@@ -231,6 +267,8 @@ class _Transaction:
                     self.results[entry.index] = EntryResult("200 OK", matches[0])
             if entry.id is None:
                 entry.id = self._new_id(entry)
+            if entry.if_none_exist:
+                self.learned[key] = f"{entry.resource_type}/{entry.id}"
         elif entry.method == "PUT" and entry.id is None:
             if entry.query is None:
                 raise InvalidRequestError("a PUT entry needs Type/id or Type?criteria")
@@ -264,9 +302,21 @@ class _Transaction:
                 return self._resolve_conditional(reference)
             return None
 
-        entry.resource = rewrite_references(entry.resource, replace)
+        rewrite_references(entry.resource, replace)
+
+    def _known_match(self, key: str) -> list[StoredResource]:
+        """The resource a cached criteria string resolved to, if it is still there."""
+        target = self.known.get(key)
+        if target is None:
+            return []
+        resource_type, _, id = target.partition("/")
+        current = self.tx.read_current(resource_type, id)
+        return [current] if current is not None and not current.deleted else []
 
     def _resolve_conditional(self, reference: str) -> str:
+        if reference in self.known and self._known_match(reference):
+            self.mapping[reference] = self.known[reference]
+            return self.known[reference]
         target_type, _, query = reference.partition("?")
         check_type(target_type)
         params = parse_query(query)
@@ -281,7 +331,7 @@ class _Transaction:
             problem = "no resource" if not found else "more than one resource"
             raise PreconditionFailedError(f"the conditional reference to {target_type} matches {problem}")
         resource_type, id = found.pop()
-        self.mapping[reference] = f"{resource_type}/{id}"
+        self.mapping[reference] = self.learned[reference] = f"{resource_type}/{id}"
         return self.mapping[reference]
 
     def _view(self) -> dict[tuple[str, str], StoredResource]:

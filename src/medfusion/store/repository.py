@@ -129,6 +129,11 @@ class SqlTransaction:
     def search(self, query: SearchQuery) -> SearchResult:
         return execute_search(self.conn, query)
 
+    @contextmanager
+    def savepoint(self) -> Iterator[SqlTransaction]:
+        with self.conn.begin_nested():
+            yield self
+
     # -- writes ----------------------------------------------------------------
     def write(
         self, resource_type: str, id: str, resource: dict[str, Any], *, expected_version: int | None
@@ -285,74 +290,75 @@ class SqlTransaction:
             [(rid, chunk[i].resource_type, chunk[i].resource) for rid, i in zip(rids, positions, strict=True)]
         )
 
-    def _insert_resources(self, rows: list[dict[str, Any]]) -> list[int]:
+    def _allocate_rids(self, count: int) -> list[int]:
+        """Reserve row ids so rows and their index rows go in with plain ``executemany``."""
         if self._dialect == "postgresql":
-            statement = sa.insert(resource).values(
-                body=sa.cast(sa.bindparam("body", type_=sa.Text), resource.c.body.type)
+            result = self.conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('resource', 'rid')) FROM generate_series(1, %s)",
+                (count,),
             )
+            return [int(row[0]) for row in result]
+        # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so MAX is stable.
+        start = int(self.conn.exec_driver_sql("SELECT COALESCE(MAX(rid), 0) FROM resource").scalar_one())
+        return list(range(start + 1, start + count + 1))
+
+    def _insert_resources(self, rows: list[dict[str, Any]]) -> list[int]:
+        rids = self._allocate_rids(len(rows))
+        if self._dialect == "postgresql":
+            sql = (
+                "INSERT INTO resource (rid, res_type, res_id, version, last_updated, deleted, current, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, CAST(%s AS jsonb))"
+            )
+            stamp_of: Any = lambda when: when  # noqa: E731 - psycopg adapts aware datetimes
         else:
-            statement = sa.insert(resource)
-        result = self.conn.execute(statement.returning(resource.c.rid, sort_by_parameter_order=True), rows)
-        return [row[0] for row in result]
+            sql = (
+                "INSERT INTO resource (rid, res_type, res_id, version, last_updated, deleted, current, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            )
+            # The text form SQLAlchemy's SQLite DateTime type reads back.
+            stamp_of = lambda when: when.strftime("%Y-%m-%d %H:%M:%S.%f")  # noqa: E731
+        params = [
+            (
+                rid,
+                row["res_type"],
+                row["res_id"],
+                row["version"],
+                stamp_of(row["last_updated"]),
+                row["deleted"],
+                row["current"],
+                row["body"],
+            )
+            for rid, row in zip(rids, rows, strict=True)
+        ]
+        self.conn.exec_driver_sql(sql, params)
+        return rids
 
     def _insert_index(self, items: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-        batches: dict[str, list[dict[str, Any]]] = {name: [] for name in INDEX_TABLES}
+        strings: list[tuple[Any, ...]] = []
+        tokens: list[tuple[Any, ...]] = []
+        dates: list[tuple[Any, ...]] = []
+        quantities: list[tuple[Any, ...]] = []
+        references: list[tuple[Any, ...]] = []
         for rid, resource_type, body in items:
             entries = extract_index(resource_type, body)
-            for param, value, exact in entries.strings:
-                batches["string"].append(
-                    {
-                        "rid": rid,
-                        "res_type": resource_type,
-                        "param": param,
-                        "value": value,
-                        "exact": exact,
-                    }
-                )
-            for param, system, code in entries.tokens:
-                batches["token"].append(
-                    {
-                        "rid": rid,
-                        "res_type": resource_type,
-                        "param": param,
-                        "system": system,
-                        "code": code,
-                    }
-                )
-            for param, low, high in entries.dates:
-                batches["date"].append(
-                    {
-                        "rid": rid,
-                        "res_type": resource_type,
-                        "param": param,
-                        "low": low,
-                        "high": high,
-                    }
-                )
-            for param, number, system, code in entries.quantities:
-                batches["quantity"].append(
-                    {
-                        "rid": rid,
-                        "res_type": resource_type,
-                        "param": param,
-                        "value": number,
-                        "system": system,
-                        "code": code,
-                    }
-                )
-            for param, target_type, target_id in entries.references:
-                batches["reference"].append(
-                    {
-                        "rid": rid,
-                        "res_type": resource_type,
-                        "param": param,
-                        "target_type": target_type,
-                        "target_id": target_id,
-                    }
-                )
-        for name, batch in batches.items():
+            head = (rid, resource_type)
+            strings.extend(head + row for row in entries.strings)
+            tokens.extend(head + row for row in entries.tokens)
+            dates.extend(head + row for row in entries.dates)
+            quantities.extend(head + row for row in entries.quantities)
+            references.extend(head + row for row in entries.references)
+        mark = "%s" if self._dialect == "postgresql" else "?"
+        for name, columns, batch in (
+            ("idx_string", ("value", "exact"), strings),
+            ("idx_token", ("system", "code"), tokens),
+            ("idx_date", ("low", "high"), dates),
+            ("idx_quantity", ("value", "system", "code"), quantities),
+            ("idx_reference", ("target_type", "target_id"), references),
+        ):
             if batch:
-                self.conn.execute(sa.insert(INDEX_TABLES[name]), batch)
+                names = ("rid", "res_type", "param", *columns)
+                sql = f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+                self.conn.exec_driver_sql(sql, batch)
 
 
 class SqlRepository:

@@ -76,7 +76,7 @@ class _Compiler:
             parts.append(a.c.code == match.code)
         if not match.any_system:
             parts.append(a.c.system.is_(None) if match.system is None else a.c.system == match.system)
-        return sa.and_(*parts)
+        return sa.and_(sa.true(), *parts)
 
     @staticmethod
     def _date(a: sa.FromClause, match: DateMatch) -> _Cond:
@@ -161,7 +161,21 @@ class _Compiler:
 
     def _exists(self, criterion: Criterion, with_values: bool = True) -> _Cond:
         a, conditions = self._index_rows(criterion, with_values)
+        if not (with_values and self._seekable(criterion)):
+            # Without ``res_type`` the lookup index is unusable, so the probe goes
+            # through ``ix_*_rid``: a handful of rows per resource instead of a scan
+            # of every row of the parameter (SQLite would otherwise pick the latter).
+            conditions = conditions[1:]
         return sa.exists().where(a.c.rid == resource.c.rid, *conditions)
+
+    @staticmethod
+    def _seekable(criterion: Criterion) -> bool:
+        """True when every value pins the lookup index down to ``rid`` by equality."""
+        return all(
+            (isinstance(v, TokenMatch) and v.code is not None and not v.any_system)
+            or (isinstance(v, ReferenceMatch) and v.target_type is not None)
+            for v in criterion.values
+        )
 
     def _driver(self, criterion: Criterion) -> _Cond:
         a, conditions = self._index_rows(criterion, criterion.missing is None)
@@ -313,7 +327,7 @@ def _revinclude(conn: sa.Connection, query: SearchQuery, ids: list[str], columns
             parts.append(idx_reference.c.res_type == directive.source_type)
         if directive.param != "*":
             parts.append(idx_reference.c.param == directive.param)
-        sources.append(sa.and_(*parts))
+        sources.append(sa.and_(sa.true(), *parts))
     referencing = sa.select(idx_reference.c.rid).where(
         idx_reference.c.target_type == query.resource_type,
         idx_reference.c.target_id.in_(ids),

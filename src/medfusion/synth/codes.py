@@ -73,12 +73,8 @@ BP_PANEL: Final = Code("85354-9", "Blood pressure panel with all children option
 LABS: Final[dict[str, Measure]] = {
     "hba1c": Measure("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%", "%", 1),
     "glucose": Measure("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", "mg/dL", 0),
-    "cholesterol": Measure(
-        "2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL", "mg/dL", 0
-    ),
-    "creatinine": Measure(
-        "2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", "mg/dL", 2
-    ),
+    "cholesterol": Measure("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL", "mg/dL", 0),
+    "creatinine": Measure("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", "mg/dL", 2),
     "egfr": Measure(
         "33914-3",
         "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum or Plasma",
@@ -96,9 +92,7 @@ SMOKING: Final[dict[str, Code]] = {
 }
 
 MEDICATIONS: Final[dict[str, Code]] = {
-    "metformin": Code(
-        "860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet"
-    ),
+    "metformin": Code("860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet"),
     "lisinopril": Code("314076", "lisinopril 10 MG Oral Tablet"),
     "atorvastatin": Code("617312", "atorvastatin 20 MG Oral Tablet"),
     "insulin": Code("311041", "insulin glargine 100 UNT/ML Injectable Solution"),

@@ -65,7 +65,7 @@ def _r(name: str, *paths: str, targets: frozenset[str] | None = None) -> ParamDe
 
 
 def _patient(path: str = "subject") -> list[ParamDef]:
-    """``patient`` (the path restricted to Patient targets) and ``subject``/unrestricted."""
+    """``patient``: the reference at ``path``, indexed only when it points at a Patient."""
     return [_r("patient", path, targets=_PATIENT)]
 
 
