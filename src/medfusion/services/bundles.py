@@ -9,6 +9,8 @@ runs each entry in a transaction of its own and reports each outcome.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,7 +181,9 @@ def process_bundle(
     if kind not in ("batch", "transaction"):
         raise InvalidRequestError("Bundle.type must be 'batch' or 'transaction'", expression=["Bundle.type"])
     entries = _parse_entries(bundle, validate=not prevalidated)
-    scope = (lambda: tx.savepoint()) if tx is not None else repo.begin
+    scope: Callable[[], AbstractContextManager[FhirTransaction]] = (
+        tx.savepoint if tx is not None else repo.begin
+    )
     if kind == "transaction":
         for entry in entries:
             if isinstance(entry, BundleEntryError):
