@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from medfusion.fhir.validation import validate_resource_reference
 
 from medfusion.errors import MedfusionError
 from medfusion.fhir.references import split_reference
 from medfusion.fhir.repository import FhirRepository
+from medfusion.fhir.validation import validate_resource_reference
 from medfusion.services.exporter import export_ndjson
 from medfusion.services.importer import import_paths
 from medfusion.store.repository import SqlRepository

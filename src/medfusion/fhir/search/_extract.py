@@ -11,11 +11,11 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from medfusion.fhir.references import split_reference
-from medfusion.fhir.search._params import ParamDef, param_defs
+from medfusion.fhir.search._params import param_defs
 
 __all__ = [
     "MAX_LEN",
@@ -138,8 +138,12 @@ def epoch(value: datetime) -> float:
     return ((value - EPOCH) // _MICRO) / 1e6
 
 
+@lru_cache(maxsize=65536)
 def date_bounds(text: str) -> tuple[float, float] | None:
-    """Inclusive ``(low, high)`` epoch seconds of a date string, or None."""
+    """Inclusive ``(low, high)`` epoch seconds of a date string, or None.
+
+    Cached: one visit stamps the same instant on many resources, and ingest is hot.
+    """
     parsed = parse_date(text)
     if parsed is None:
         return None
@@ -161,26 +165,6 @@ def _compile(path: str) -> tuple[_Step, ...]:
         else:
             steps.append((part, None))
     return tuple(steps)
-
-
-def _walk(resource: Mapping[str, Any], path: str) -> Iterator[Any]:
-    values: list[Any] = [resource]
-    for name, where in _compile(path):
-        found: list[Any] = []
-        for node in values:
-            if not isinstance(node, Mapping):
-                continue
-            child = node.get(name)
-            if child is None:
-                continue
-            for item in child if isinstance(child, list) else [child]:
-                if where is not None and not (
-                    isinstance(item, Mapping) and item.get(where[0]) == where[1]
-                ):
-                    continue
-                found.append(item)
-        values = found
-    yield from values
 
 
 # -- per-type value readers ----------------------------------------------------------------
@@ -292,26 +276,35 @@ def extract_index(resource_type: str, resource: Mapping[str, Any]) -> IndexEntri
     dates: dict[tuple[str, float, float], None] = {}
     quantities: dict[tuple[str, float, str | None, str | None], None] = {}
     references: dict[tuple[str, str | None, str], None] = {}
-    for name, param in param_defs(resource_type).items():
-        if resource_type == "Patient" and name == "deceased":
+    for name, kind, paths, targets in _plan(resource_type):
+        if kind == "deceased":
             tokens[(name, None, _deceased(resource))] = None
             continue
-        for value in _values(resource, param):
-            if param.type == "string":
-                for text in _strings(value):
-                    strings[(name, clip(normalize(text)), clip(text))] = None
-            elif param.type in ("token", "uri"):
-                for system, code in _tokens(value):
-                    tokens[(name, _clip_opt(system), _clip_opt(code))] = None
-            elif param.type == "date":
-                for low, high in _dates(value):
-                    dates[(name, low, high)] = None
-            elif param.type in ("quantity", "number"):
-                for number, system, code in _quantities(value):
-                    quantities[(name, number, _clip_opt(system), _clip_opt(code))] = None
-            elif param.type == "reference":
-                for target_type, target_id in _references(value, param.targets):
-                    references[(name, target_type, clip(target_id))] = None
+        for steps in paths:
+            head, where = steps[0]
+            node = resource.get(head)
+            if node is None:
+                continue  # the common case: most parameters' elements are absent
+            if len(steps) == 1 and where is None:
+                values: Any = node if isinstance(node, list) else (node,)
+            else:
+                values = _walk_steps(resource, steps)
+            for value in values:
+                if kind == "string":
+                    for text in _strings(value):
+                        strings[(name, clip(normalize(text)), clip(text))] = None
+                elif kind == "token":
+                    for system, code in _tokens(value):
+                        tokens[(name, _clip_opt(system), _clip_opt(code))] = None
+                elif kind == "date":
+                    for low, high in _dates(value):
+                        dates[(name, low, high)] = None
+                elif kind == "quantity":
+                    for number, system, code in _quantities(value):
+                        quantities[(name, number, _clip_opt(system), _clip_opt(code))] = None
+                elif kind == "reference":
+                    for target_type, target_id in _references(value, targets):
+                        references[(name, target_type, clip(target_id))] = None
     return IndexEntries(
         strings=list(strings),
         tokens=list(tokens),
@@ -321,9 +314,38 @@ def extract_index(resource_type: str, resource: Mapping[str, Any]) -> IndexEntri
     )
 
 
-def _values(resource: Mapping[str, Any], param: ParamDef) -> Iterator[Any]:
-    for path in param.paths:
-        yield from _walk(resource, path)
+_Plan = tuple[tuple[str, str, tuple[tuple[_Step, ...], ...], frozenset[str] | None], ...]
+
+
+@cache
+def _plan(resource_type: str) -> _Plan:
+    """Per type, each parameter's name, value kind, compiled paths and reference targets."""
+    kinds = {"uri": "token", "number": "quantity"}
+    plan = []
+    for name, param in param_defs(resource_type).items():
+        kind = "deceased" if (resource_type, name) == ("Patient", "deceased") else param.type
+        plan.append(
+            (name, kinds.get(kind, kind), tuple(_compile(path) for path in param.paths), param.targets)
+        )
+    return tuple(plan)
+
+
+def _walk_steps(resource: Mapping[str, Any], steps: tuple[_Step, ...]) -> list[Any]:
+    values: list[Any] = [resource]
+    for name, where in steps:
+        found: list[Any] = []
+        for node in values:
+            if not isinstance(node, Mapping):
+                continue
+            child = node.get(name)
+            if child is None:
+                continue
+            for item in child if isinstance(child, list) else (child,):
+                if where is not None and not (isinstance(item, Mapping) and item.get(where[0]) == where[1]):
+                    continue
+                found.append(item)
+        values = found
+    return values
 
 
 def _clip_opt(value: str | None) -> str | None:
