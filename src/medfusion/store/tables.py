@@ -99,6 +99,15 @@ idx_reference = _index_table(
     lookup=("target_id", "target_type"),
 )
 sa.Index("ix_idx_reference_target", idx_reference.c.target_id, idx_reference.c.target_type)
+# PostgreSQL needs text_pattern_ops for ``LIKE 'abc%'`` to use an index under a non-C
+# collation; SQLite's lookup index already serves prefix ranges.
+sa.Index(
+    "ix_idx_string_prefix",
+    idx_string.c.res_type,
+    idx_string.c.param,
+    idx_string.c.value,
+    postgresql_ops={"value": "text_pattern_ops"},
+).ddl_if(dialect="postgresql")
 
 INDEX_TABLES: dict[str, sa.Table] = {
     "string": idx_string,

@@ -94,6 +94,13 @@ def upgrade() -> None:
         ["target_id", "target_type"],
     )
     op.create_index("ix_idx_reference_target", "idx_reference", ["target_id", "target_type"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index(
+            "ix_idx_string_prefix",
+            "idx_string",
+            ["res_type", "param", "value"],
+            postgresql_ops={"value": "text_pattern_ops"},
+        )
 
 
 def downgrade() -> None:
