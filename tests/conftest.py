@@ -62,8 +62,9 @@ def _sql_repository(backend: str, request: pytest.FixtureRequest, tmp_path: Path
         url = request.getfixturevalue("postgres_url")
     engine = make_engine(url, pool_size=4, max_overflow=4)
     upgrade(engine)
-    request.addfinalizer(engine.dispose)
-    return SqlRepository(engine)
+    repo = SqlRepository(engine)
+    request.addfinalizer(repo.close)
+    return repo
 
 
 @pytest.fixture(params=ALL_BACKENDS)

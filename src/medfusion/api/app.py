@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -32,7 +34,16 @@ def create_app(repo: FhirRepository | None = None, *, bare_payload: Path | None 
         from medfusion.services.database import open_repository
 
         repo = open_repository(get_settings().database_url)
-    app = FastAPI(title="medfusion", version=__version__, docs_url="/docs", redoc_url=None)
+    store = repo
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+    app = FastAPI(title="medfusion", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan)
     app.state.repo = repo
     install_error_handlers(app)
 

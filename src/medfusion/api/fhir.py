@@ -71,6 +71,18 @@ def _bundle(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=FHIR_JSON)
 
 
+# Read by id is the hottest route: registered first so it is matched first, and it takes
+# the bare request so FastAPI has no parameters to solve. ``_history`` shares its shape.
+@router.get("/{resource_type}/{id}")
+async def read(request: Request) -> Response:
+    resource_type = request.path_params["resource_type"]
+    id = request.path_params["id"]
+    if id == "_history":
+        return await type_history(resource_type, request)
+    stored = records.read(_repo(request), resource_type=resource_type, id=id)
+    return _resource_response(stored)
+
+
 @router.get("/metadata")
 async def metadata(request: Request) -> Response:
     return _bundle(capability_statement(_base(request)))
@@ -144,7 +156,6 @@ async def conditional_update(resource_type: str, request: Request) -> Response:
     return _resource_response(outcome.stored, 201 if outcome.created else 200, base=_base(request))
 
 
-@router.get("/{resource_type}/_history")
 async def type_history(resource_type: str, request: Request) -> Response:
     params = list(request.query_params.multi_items())
     return _bundle(
@@ -152,12 +163,6 @@ async def type_history(resource_type: str, request: Request) -> Response:
             _repo(request), resource_type=resource_type, id=None, params=params, base=_base(request)
         )
     )
-
-
-@router.get("/{resource_type}/{id}")
-async def read(resource_type: str, id: str, request: Request) -> Response:
-    stored = records.read(_repo(request), resource_type=resource_type, id=id)
-    return _resource_response(stored)
 
 
 @router.put("/{resource_type}/{id}")

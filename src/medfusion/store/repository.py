@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,14 @@ from medfusion.store.tables import INDEX_TABLES, resource
 
 __all__ = ["SqlRepository", "SqlTransaction"]
 
+_READ_SQLITE = (
+    "SELECT res_type, res_id, version, last_updated, deleted, body FROM resource"
+    " WHERE res_type = ? AND res_id = ? AND current"
+)
+_READ_POSTGRES = (
+    "SELECT res_type, res_id, version, last_updated, deleted, body::text FROM resource"
+    " WHERE res_type = %s AND res_id = %s AND current"
+)
 _BATCH = 500  # keeps IN lists and multi-row VALUES well under driver limits
 
 
@@ -373,11 +382,11 @@ class SqlRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._columns = resource_columns(engine.dialect.name)
-        self._read_sql = sa.select(*self._columns).where(
-            resource.c.res_type == sa.bindparam("t"),
-            resource.c.res_id == sa.bindparam("i"),
-            resource.c.current,
-        )
+        self._postgres = engine.dialect.name == "postgresql"
+        self._read_sql = _READ_POSTGRES if self._postgres else _READ_SQLITE
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
 
     @contextmanager
     def begin(self) -> Iterator[SqlTransaction]:
@@ -392,15 +401,46 @@ class SqlRepository:
             yield SqlTransaction(conn)
 
     def read(self, resource_type: str, id: str) -> StoredResource:
-        with self.engine.connect() as conn:
-            row = conn.execute(self._read_sql, {"t": resource_type, "i": id}).first()
-            conn.rollback()
+        # The hottest path: one indexed SELECT on a per-thread autocommit DBAPI connection,
+        # skipping SQLAlchemy's statement machinery (it costs more than the query itself).
+        cursor = self._reader().cursor()
+        try:
+            cursor.execute(self._read_sql, (resource_type, id))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
         if row is None:
             raise NotFoundError(f"{resource_type}/{id} is not known")
-        found = to_stored(row)
-        if found.deleted:
+        if row[4]:
             raise GoneError(f"{resource_type}/{id} has been deleted")
-        return found
+        updated = row[3]
+        if isinstance(updated, str):  # SQLite keeps SQLAlchemy's text form, in UTC
+            updated = datetime.fromisoformat(updated).replace(tzinfo=UTC)
+        body = row[5]
+        return StoredResource(
+            row[0], row[1], row[2], updated, False, body.encode() if isinstance(body, str) else bytes(body)
+        )
+
+    def _reader(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self.engine.raw_connection()
+            if self._postgres:
+                # Autocommit: an idle reader must not sit inside an open transaction.
+                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+            self._local.connection = connection
+            with self._readers_lock:
+                self._readers.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Close the per-thread read connections and dispose of the engine's pool."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for connection in readers:
+            connection.close()
+        self._local = threading.local()
+        self.engine.dispose()
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
