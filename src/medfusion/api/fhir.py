@@ -59,6 +59,16 @@ def _resource_response(
     return Response(stored.body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
+def _written(outcome: records.WriteOutcome, request: Request) -> Response:
+    """201 with Location for a creation, 200 otherwise; ``Prefer: return=minimal`` honoured."""
+    return _resource_response(
+        outcome.stored,
+        201 if outcome.created else 200,
+        base=_base(request),
+        prefer=request.headers.get("prefer"),
+    )
+
+
 def _http_date(stored: StoredResource) -> str:
     return stored.last_updated.strftime("%a, %d %b %Y %H:%M:%S GMT")
 
@@ -106,21 +116,16 @@ async def system_history(request: Request) -> Response:
 
 @router.get("/{resource_type}")
 async def search_type(resource_type: str, request: Request) -> Response:
-    params = list(request.query_params.multi_items())
-    body = search.search(
-        _repo(request),
-        resource_type=resource_type,
-        params=params,
-        base=_base(request),
-        strict=_strict(request),
-    )
-    return _bundle(body)
+    return _search(resource_type, request, list(request.query_params.multi_items()))
 
 
 @router.post("/{resource_type}/_search")
 async def search_post(resource_type: str, request: Request) -> Response:
     form = (await request.body()).decode("utf-8", errors="replace")
-    params = list(request.query_params.multi_items()) + parse_query(form)
+    return _search(resource_type, request, list(request.query_params.multi_items()) + parse_query(form))
+
+
+def _search(resource_type: str, request: Request, params: list[tuple[str, str]]) -> Response:
     body = search.search(
         _repo(request),
         resource_type=resource_type,
@@ -140,12 +145,7 @@ async def create(resource_type: str, request: Request) -> Response:
         body=body,
         if_none_exist=request.headers.get("if-none-exist"),
     )
-    return _resource_response(
-        outcome.stored,
-        201 if outcome.created else 200,
-        base=_base(request),
-        prefer=request.headers.get("prefer"),
-    )
+    return _written(outcome, request)
 
 
 @router.put("/{resource_type}")
@@ -153,7 +153,7 @@ async def conditional_update(resource_type: str, request: Request) -> Response:
     body = await _body(request)
     query = list(request.query_params.multi_items())
     outcome = records.conditional_update(_repo(request), resource_type=resource_type, query=query, body=body)
-    return _resource_response(outcome.stored, 201 if outcome.created else 200, base=_base(request))
+    return _written(outcome, request)
 
 
 async def type_history(resource_type: str, request: Request) -> Response:
@@ -175,12 +175,7 @@ async def update(resource_type: str, id: str, request: Request) -> Response:
         body=body,
         if_match=request.headers.get("if-match"),
     )
-    return _resource_response(
-        outcome.stored,
-        201 if outcome.created else 200,
-        base=_base(request),
-        prefer=request.headers.get("prefer"),
-    )
+    return _written(outcome, request)
 
 
 @router.patch("/{resource_type}/{id}")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from medfusion.errors import ConflictError, GoneError, NotFoundError, PreconditionFailedError
-from medfusion.fhir.repository import HistoryPage, StoredResource, WriteRequest
+from medfusion.fhir.repository import HistoryPage, StoredResource, WriteRequest, require_live
 from medfusion.fhir.resource import now_utc, same_content, stamp
 from medfusion.fhir.search import SearchQuery, SearchResult, search_in_memory
 
@@ -35,12 +35,7 @@ class InMemoryTransaction:
         return history[-1] if history else None
 
     def read(self, resource_type: str, id: str) -> StoredResource:
-        found = self.read_current(resource_type, id)
-        if found is None:
-            raise NotFoundError(f"{resource_type}/{id} is not known")
-        if found.deleted:
-            raise GoneError(f"{resource_type}/{id} has been deleted")
-        return found
+        return require_live(self.read_current(resource_type, id), resource_type, id)
 
     def vread(self, resource_type: str, id: str, version: int) -> StoredResource:
         history = self.versions.get((resource_type, id), [])

@@ -17,10 +17,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from medfusion.errors import GoneError, NotFoundError
+
 if TYPE_CHECKING:
     from medfusion.fhir.search import SearchQuery, SearchResult
 
-__all__ = ["FhirRepository", "FhirTransaction", "HistoryPage", "StoredResource", "WriteRequest"]
+__all__ = [
+    "FhirRepository",
+    "FhirTransaction",
+    "HistoryPage",
+    "StoredResource",
+    "WriteRequest",
+    "require_live",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,15 @@ class StoredResource:
     def reference(self) -> str:
         """``Type/id`` of this resource."""
         return f"{self.resource_type}/{self.id}"
+
+
+def require_live(found: StoredResource | None, resource_type: str, id: str) -> StoredResource:
+    """``found`` if it is a live version; ``NotFoundError`` if None, ``GoneError`` if deleted."""
+    if found is None:
+        raise NotFoundError(f"{resource_type}/{id} is not known")
+    if found.deleted:
+        raise GoneError(f"{resource_type}/{id} has been deleted")
+    return found
 
 
 @dataclass(frozen=True, slots=True)
