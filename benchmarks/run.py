@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_http, bench_ingest
+from benchmarks import bench_http, bench_ingest, bench_validation
 from benchmarks._postgres import temporary_postgres
 
 
@@ -46,6 +46,10 @@ def main() -> None:
     args = parser.parse_args()
 
     lines = [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}.", ""]
+    print("validation ...", flush=True)
+    validation = bench_validation.table()
+    if validation:
+        lines += ["### Validation: fast path vs fhir.resources R4B (µs per resource)", "", *validation, ""]
     with temporary_postgres() as postgres_url:
         if not args.skip_ingest:
             print("ingest ...", flush=True)
