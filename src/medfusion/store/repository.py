@@ -31,6 +31,7 @@ _READ_POSTGRES = (
     "SELECT res_type, res_id, version, last_updated, deleted, body::text FROM resource"
     " WHERE res_type = %s AND res_id = %s AND current"
 )
+_RESOURCE_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "deleted", "current", "body")
 _BATCH = 500  # keeps IN lists and multi-row VALUES well under driver limits
 
 
@@ -308,34 +309,36 @@ class SqlTransaction:
 
     def _insert_resources(self, rows: list[dict[str, Any]]) -> list[int]:
         rids = self._allocate_rids(len(rows))
-        if self._dialect == "postgresql":
-            sql = (
-                "INSERT INTO resource (rid, res_type, res_id, version, last_updated, deleted, current, body)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, CAST(%s AS jsonb))"
-            )
-            stamp_of: Any = lambda when: when  # noqa: E731 - psycopg adapts aware datetimes
-        else:
-            sql = (
-                "INSERT INTO resource (rid, res_type, res_id, version, last_updated, deleted, current, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            )
-            # The text form SQLAlchemy's SQLite DateTime type reads back.
-            stamp_of = lambda when: when.strftime("%Y-%m-%d %H:%M:%S.%f")  # noqa: E731
+        postgres = self._dialect == "postgresql"
         params = [
             (
                 rid,
                 row["res_type"],
                 row["res_id"],
                 row["version"],
-                stamp_of(row["last_updated"]),
+                # psycopg adapts aware datetimes; SQLite gets the text SQLAlchemy reads back.
+                row["last_updated"] if postgres else row["last_updated"].strftime("%Y-%m-%d %H:%M:%S.%f"),
                 row["deleted"],
                 row["current"],
                 row["body"],
             )
             for rid, row in zip(rids, rows, strict=True)
         ]
-        self.conn.exec_driver_sql(sql, params)
+        if postgres:
+            self._copy("resource", _RESOURCE_COLUMNS, params)
+        else:
+            placeholders = ", ".join("?" * len(_RESOURCE_COLUMNS))
+            self.conn.exec_driver_sql(
+                f"INSERT INTO resource ({', '.join(_RESOURCE_COLUMNS)}) VALUES ({placeholders})", params
+            )
         return rids
+
+    def _copy(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """PostgreSQL ``COPY ... FROM STDIN``: several times faster than row inserts."""
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _insert_index(self, items: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         strings: list[tuple[Any, ...]] = []
@@ -351,7 +354,6 @@ class SqlTransaction:
             dates.extend(head + row for row in entries.dates)
             quantities.extend(head + row for row in entries.quantities)
             references.extend(head + row for row in entries.references)
-        mark = "%s" if self._dialect == "postgresql" else "?"
         for name, columns, batch in (
             ("idx_string", ("value", "exact"), strings),
             ("idx_token", ("system", "code"), tokens),
@@ -359,9 +361,13 @@ class SqlTransaction:
             ("idx_quantity", ("value", "system", "code"), quantities),
             ("idx_reference", ("target_type", "target_id"), references),
         ):
-            if batch:
-                names = ("rid", "res_type", "param", *columns)
-                sql = f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+            if not batch:
+                continue
+            names = ("rid", "res_type", "param", *columns)
+            if self._dialect == "postgresql":
+                self._copy(name, names, batch)
+            else:
+                sql = f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
                 self.conn.exec_driver_sql(sql, batch)
 
 
