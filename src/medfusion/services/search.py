@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from medfusion.config import get_settings
-from medfusion.errors import InvalidRequestError
+from medfusion.errors import InvalidRequestError, NotFoundError
 from medfusion.fhir.bundle import bundle_links, history_bundle, searchset_bundle
 from medfusion.fhir.repository import FhirRepository, StoredResource
 from medfusion.fhir.search import SearchResult, parse_search, search_param_types
@@ -121,8 +121,8 @@ def history(
         check_type(resource_type)
     since, count, offset = _parse_history_params(params)
     with repo.begin_read() as tx:
-        if id is not None and resource_type is not None:
-            tx.read_current(resource_type, id) or tx.read(resource_type, id)
+        if id is not None and resource_type is not None and tx.read_current(resource_type, id) is None:
+            raise NotFoundError(f"{resource_type}/{id} is not known")
         page = tx.history(resource_type, id, since=since, count=count, offset=offset)
     path = "/".join(p for p in (resource_type, id) if p)
     url = f"{base}/{path}/_history" if path else f"{base}/_history"
