@@ -1,291 +1,167 @@
-"""Search on the SQL store: compile a :class:`SearchQuery` to SQLAlchemy Core and run it.
+"""Search on the SQL store: run a :class:`SearchQuery` with SQL cached per query shape.
 
-Every criterion becomes a semi-join on one ``idx_*`` table filtered by
-``(res_type, param)``, so the lookup indexes serve it. The most selective positive
-criterion (by a static ranking: ids, references and codes first, open date ranges
-last) drives the query as ``rid IN (subquery)``; the others are correlated ``EXISTS``
-probes on the few candidate rows. SQLite without statistics cannot make that choice
-itself, and PostgreSQL plans both forms as semi-joins anyway.
-
-The row-level predicates mirror :mod:`medfusion.fhir.search._memory` clause by clause.
+:mod:`medfusion.store._search_compile` turns a query into SQLAlchemy Core with every
+literal bound. Building and compiling that statement costs several times more than
+running it (column proxies, coercions, cache keys), so the compiled text is kept per
+:func:`~medfusion.store._search_compile.query_shape` and dialect; a later query of the
+same shape only reads its values and hands the SQL to the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
 from medfusion.fhir.repository import StoredResource
-from medfusion.fhir.search import (
-    Criterion,
-    DateMatch,
-    QuantityMatch,
-    ReferenceMatch,
-    SearchQuery,
-    SearchResult,
-    SortKey,
-    StringMatch,
-    TokenMatch,
-)
+from medfusion.fhir.search import SearchQuery, SearchResult
+from medfusion.store._search_compile import Getter, SearchCompiler, query_shape
 from medfusion.store.rows import resource_columns, to_stored
-from medfusion.store.tables import INDEX_TABLES, idx_reference, resource
+from medfusion.store.tables import idx_reference, resource
 
 __all__ = ["execute_search"]
 
-_TABLE_OF = {"uri": "token", "number": "quantity"}
 _Cond = sa.ColumnElement[bool]
+_Convert = Callable[[Any], Any]
+_CACHE_SIZE = 512
 
 
-def _table(ptype: str) -> sa.Table:
-    return INDEX_TABLES[_TABLE_OF.get(ptype, ptype)]
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """Compiled SQL and its bind names, in placeholder order when positional."""
+
+    sql: str
+    names: tuple[str, ...]
+    positional: bool
+
+    def params(self, values: dict[str, Any]) -> Any:
+        if self.positional:
+            return tuple([values[name] for name in self.names])
+        return {name: values[name] for name in self.names}
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything needed to run one query shape on one dialect."""
+
+    count: _Statement
+    page: _Statement
+    binds: tuple[tuple[str, Getter, _Convert | None], ...]
+    updated: _Convert | None  # what the driver returns for ``last_updated`` to datetime
+
+    def values(self, query: SearchQuery) -> dict[str, Any]:
+        values = {}
+        for name, getter, convert in self.binds:
+            value = getter(query)
+            values[name] = value if convert is None else convert(value)
+        return values
 
 
-class _Compiler:
-    """Builds the WHERE and ORDER BY clauses of one search for one dialect."""
-
-    def __init__(self, query: SearchQuery, dialect: str) -> None:
-        self.query = query
-        self.dialect = dialect
-
-    # -- row predicates ------------------------------------------------------------
-    def _string(self, a: sa.FromClause, match: StringMatch) -> _Cond:
-        if match.mode == "exact":
-            return a.c.exact == match.text
-        pattern = _like_escape(match.text)
-        if match.mode == "contains":
-            return a.c.value.like(f"%{pattern}%", escape="\\")
-        condition: _Cond = a.c.value.like(f"{pattern}%", escape="\\")
-        if self.dialect == "sqlite" and match.text:
-            # SQLite's LIKE is case-insensitive and so never uses the index; a range
-            # on the binary-ordered column does (the LIKE keeps the answer exact).
-            condition = sa.and_(
-                a.c.value >= match.text, a.c.value < match.text + "\U0010ffff", condition
-            )
-        return condition
-
-    @staticmethod
-    def _token(a: sa.FromClause, match: TokenMatch) -> _Cond:
-        parts: list[_Cond] = []
-        if match.code is not None:
-            parts.append(a.c.code == match.code)
-        if not match.any_system:
-            parts.append(a.c.system.is_(None) if match.system is None else a.c.system == match.system)
-        return sa.and_(sa.true(), *parts)
-
-    @staticmethod
-    def _date(a: sa.FromClause, match: DateMatch) -> _Cond:
-        low, high = a.c.low, a.c.high
-        within = sa.and_(low >= match.low, high <= match.high)
-        prefix = match.prefix
-        if prefix == "eq":
-            return within
-        if prefix == "ne":
-            return sa.not_(within)
-        if prefix == "gt":
-            return high > match.high
-        if prefix == "lt":
-            return low < match.low
-        if prefix == "ge":
-            return sa.or_(high > match.high, within)
-        if prefix == "le":
-            return sa.or_(low < match.low, within)
-        if prefix == "sa":
-            return low > match.high
-        if prefix == "eb":
-            return high < match.low
-        return sa.and_(low <= match.high, high >= match.low)  # ap
-
-    @staticmethod
-    def _quantity(a: sa.FromClause, match: QuantityMatch) -> _Cond:
-        value = a.c.value
-        parts: list[_Cond] = []
-        if match.code is not None:
-            parts.append(a.c.code == match.code)
-        if not match.any_system:
-            parts.append(a.c.system == match.system)
-        prefix, number = match.prefix, match.number
-        if prefix == "eq":
-            parts.append(sa.and_(value >= match.low, value < match.high))
-        elif prefix == "ap":
-            parts.append(sa.and_(value >= match.low, value <= match.high))
-        elif prefix == "ne":
-            parts.append(sa.not_(sa.and_(value >= match.low, value < match.high)))
-        elif prefix in ("gt", "sa"):
-            parts.append(value > number)
-        elif prefix in ("lt", "eb"):
-            parts.append(value < number)
-        elif prefix == "ge":
-            parts.append(value >= number)
-        else:
-            parts.append(value <= number)
-        return sa.and_(*parts)
-
-    @staticmethod
-    def _reference(a: sa.FromClause, match: ReferenceMatch) -> _Cond:
-        condition = a.c.target_id == match.target_id
-        if match.target_type is not None:
-            condition = sa.and_(condition, a.c.target_type == match.target_type)
-        return condition
-
-    def _values(self, a: sa.FromClause, criterion: Criterion) -> _Cond:
-        parts: list[_Cond] = []
-        for value in criterion.values:
-            if isinstance(value, StringMatch):
-                parts.append(self._string(a, value))
-            elif isinstance(value, TokenMatch):
-                parts.append(self._token(a, value))
-            elif isinstance(value, DateMatch):
-                parts.append(self._date(a, value))
-            elif isinstance(value, QuantityMatch):
-                parts.append(self._quantity(a, value))
-            elif isinstance(value, ReferenceMatch):
-                parts.append(self._reference(a, value))
-        return sa.or_(*parts)
-
-    # -- criteria ------------------------------------------------------------------
-    def _index_rows(self, criterion: Criterion, with_values: bool) -> tuple[sa.FromClause, list[_Cond]]:
-        a = _table(criterion.type).alias()
-        conditions: list[_Cond] = [
-            a.c.res_type == self.query.resource_type,
-            a.c.param == criterion.name,
-        ]
-        if with_values:
-            conditions.append(self._values(a, criterion))
-        return a, conditions
-
-    def _exists(self, criterion: Criterion, with_values: bool = True) -> _Cond:
-        a, conditions = self._index_rows(criterion, with_values)
-        if not (with_values and self._seekable(criterion)):
-            # Without ``res_type`` the lookup index is unusable, so the probe goes
-            # through ``ix_*_rid``: a handful of rows per resource instead of a scan
-            # of every row of the parameter (SQLite would otherwise pick the latter).
-            conditions = conditions[1:]
-        return sa.exists().where(a.c.rid == resource.c.rid, *conditions)
-
-    @staticmethod
-    def _seekable(criterion: Criterion) -> bool:
-        """True when every value pins the lookup index down to ``rid`` by equality."""
-        return all(
-            (isinstance(v, TokenMatch) and v.code is not None and not v.any_system)
-            or (isinstance(v, ReferenceMatch) and v.target_type is not None)
-            for v in criterion.values
-        )
-
-    def _driver(self, criterion: Criterion) -> _Cond:
-        a, conditions = self._index_rows(criterion, criterion.missing is None)
-        return resource.c.rid.in_(sa.select(a.c.rid).where(*conditions))
-
-    @staticmethod
-    def _rank(criterion: Criterion) -> int | None:
-        """Static selectivity guess; None for criteria that cannot drive (negations)."""
-        if criterion.name in ("_id", "_lastUpdated") or criterion.negate:
-            return None
-        if criterion.missing is not None:
-            return None if criterion.missing else 9
-        first = criterion.values[0]
-        if isinstance(first, ReferenceMatch):
-            return 0
-        if isinstance(first, TokenMatch):
-            return 1 if all(isinstance(v, TokenMatch) and v.code for v in criterion.values) else 5
-        if isinstance(first, StringMatch):
-            return {"exact": 2, "prefix": 3}.get(first.mode, 8)
-        if isinstance(first, QuantityMatch):
-            return 4
-        return 6  # dates: usually open ranges
-
-    def _special(self, criterion: Criterion) -> _Cond:
-        if criterion.missing is not None:
-            return sa.false() if criterion.missing else sa.true()
-        if criterion.name == "_id":
-            ids = [v.code for v in criterion.values if isinstance(v, TokenMatch) and v.code]
-            return resource.c.res_id.in_(ids)
-        parts: list[_Cond] = []
-        column = resource.c.last_updated
-        for value in criterion.values:
-            assert isinstance(value, DateMatch)
-            within = sa.and_(column >= value.start, column < value.end)
-            prefix = value.prefix
-            if prefix in ("eq", "ap"):
-                parts.append(within)
-            elif prefix == "ne":
-                parts.append(sa.not_(within))
-            elif prefix in ("gt", "sa"):
-                parts.append(column >= value.end)
-            elif prefix in ("lt", "eb"):
-                parts.append(column < value.start)
-            elif prefix == "ge":
-                parts.append(column >= value.start)
-            else:
-                parts.append(column < value.end)
-        return sa.or_(*parts)
-
-    def where(self) -> list[_Cond]:
-        """All conditions on ``resource`` for the query's criteria."""
-        conditions: list[_Cond] = [resource.c.current, sa.not_(resource.c.deleted)]
-        criteria = list(self.query.criteria)
-        has_id = any(c.name == "_id" and c.missing is None for c in criteria)
-        ranked = [(r, i) for i, c in enumerate(criteria) if (r := self._rank(c)) is not None]
-        driver = None if has_id or not ranked else min(ranked)[1]
-        if driver is None:
-            conditions.insert(0, resource.c.res_type == self.query.resource_type)
-        for i, criterion in enumerate(criteria):
-            if criterion.name in ("_id", "_lastUpdated"):
-                conditions.append(self._special(criterion))
-            elif i == driver:
-                conditions.append(self._driver(criterion))
-            elif criterion.missing is not None:
-                present = self._exists(criterion, with_values=False)
-                conditions.append(sa.not_(present) if criterion.missing else present)
-            elif criterion.negate:
-                conditions.append(sa.not_(self._exists(criterion)))
-            else:
-                conditions.append(self._exists(criterion))
-        return conditions
-
-    # -- ordering ------------------------------------------------------------------
-    def _binary(self, expression: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        # Code-point order on PostgreSQL too, so both stores and Python agree.
-        return sa.collate(expression, "C") if self.dialect == "postgresql" else expression
-
-    def _sort_expression(self, key: SortKey) -> sa.ColumnElement[Any]:
-        if key.name == "_id":
-            return self._binary(resource.c.res_id)
-        if key.name == "_lastUpdated":
-            return resource.c.last_updated
-        a = _table(key.type).alias()
-        column: sa.ColumnElement[Any]
-        if key.type == "date":
-            column = a.c.high if key.descending else a.c.low
-        elif key.type in ("token", "uri"):
-            column = self._binary(a.c.code)
-        else:
-            column = self._binary(a.c.value) if key.type == "string" else a.c.value
-        aggregate = sa.func.max(column) if key.descending else sa.func.min(column)
-        return (
-            sa.select(aggregate)
-            .where(a.c.rid == resource.c.rid, a.c.param == key.name)
-            .scalar_subquery()
-        )
-
-    def order_by(self) -> list[sa.ColumnElement[Any]]:
-        """Sort keys (missing values last), then resource id as the unique tie-break."""
-        order: list[sa.ColumnElement[Any]] = []
-        for key in self.query.sort:
-            expression = self._sort_expression(key)
-            order.append((expression.desc() if key.descending else expression.asc()).nulls_last())
-        order.append(self._binary(resource.c.res_id).asc())
-        return order
+def _compile(statement: sa.Select[Any], dialect: Dialect) -> tuple[_Statement, Any]:
+    compiled = statement.compile(dialect=dialect)
+    sql = str(compiled)
+    # Expanding or literal-execute parameters would need SQLAlchemy at run time.
+    if "POSTCOMPILE" in sql:
+        raise NotImplementedError(f"search SQL needs post-compilation on {dialect.name}")
+    names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+    return _Statement(sql, names, compiled.positional), compiled
 
 
-def _include(
-    conn: sa.Connection, query: SearchQuery, rids: list[int], columns: Sequence[Any]
-) -> list[Any]:
+def _build(query: SearchQuery, dialect: Dialect) -> _Plan:
+    compiler = SearchCompiler(query, dialect.name)
+    where = compiler.where()
+    count = sa.select(sa.func.count()).select_from(resource).where(*where)
+    page = (
+        sa.select(resource.c.rid, *resource_columns(dialect.name))
+        .where(*where)
+        .order_by(*compiler.order_by())
+        .limit(sa.bindparam("limit_", type_=sa.Integer))
+        .offset(sa.bindparam("offset_", type_=sa.Integer))
+    )
+    count_statement, _ = _compile(count, dialect)
+    page_statement, compiled = _compile(page, dialect)
+    getters: dict[str, Getter] = {
+        **compiler.getters,
+        "limit_": lambda q: q.count,
+        "offset_": lambda q: q.offset,
+    }
+    # The types' bind processors do what SQLAlchemy would (SQLite: datetimes to text).
+    binds = tuple(
+        (name, getter, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name, getter in getters.items()
+        if name in compiled.binds  # a dropped condition leaves its getter unused
+    )
+    updated = resource.c.last_updated.type.dialect_impl(dialect).result_processor(dialect, None)
+    return _Plan(count_statement, page_statement, binds, updated)
+
+
+class _PlanCache:
+    """A thread-safe LRU of plans for one dialect."""
+
+    def __init__(self) -> None:
+        self._plans: OrderedDict[Hashable, _Plan] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, query: SearchQuery, dialect: Dialect) -> _Plan:
+        key = query_shape(query)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+        plan = _build(query, dialect)  # outside the lock: a rare duplicate build is harmless
+        with self._lock:
+            self._plans[key] = plan
+            if len(self._plans) > _CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
+
+
+# Keyed by the dialect object itself: the SQL depends on its settings, not just its name.
+_caches: weakref.WeakKeyDictionary[Dialect, _PlanCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _plan_for(query: SearchQuery, dialect: Dialect) -> _Plan:
+    cache = _caches.get(dialect)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.setdefault(dialect, _PlanCache())
+    return cache.get(query, dialect)
+
+
+def _fetch(conn: sa.Connection, statement: _Statement, values: dict[str, Any]) -> list[Any]:
+    return list(conn.exec_driver_sql(statement.sql, statement.params(values)))
+
+
+def _stored(row: Any, updated_of: _Convert | None) -> StoredResource:
+    # Row layout of the page query: rid, then :func:`resource_columns`.
+    updated = row[4] if updated_of is None else updated_of(row[4])
+    if updated.tzinfo is None:  # SQLite drops the zone; everything is stored in UTC
+        updated = updated.replace(tzinfo=UTC)
+    body = row[6]
+    if body is None:
+        body = b""
+    elif isinstance(body, str):
+        body = body.encode()
+    return StoredResource(
+        resource_type=row[1],
+        id=row[2],
+        version=row[3],
+        last_updated=updated,
+        deleted=bool(row[5]),
+        body=bytes(body),
+    )
+
+
+def _include(conn: sa.Connection, query: SearchQuery, rids: list[int], columns: Sequence[Any]) -> list[Any]:
     wanted: set[tuple[str, str]] = set()
     for directive in query.include:
         if directive.source_type != query.resource_type:
@@ -355,35 +231,35 @@ def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
     Returns
     -------
     SearchResult
-        The page of matches in order, the total across pages (one ``count`` query),
-        and the ``_include``/``_revinclude`` resources.
+        The page of matches in order, the total across pages (a ``count`` query
+        unless the page itself shows it), and the ``_include``/``_revinclude``
+        resources.
     """
-    dialect = conn.dialect.name
-    compiler = _Compiler(query, dialect)
-    where = compiler.where()
-    total = int(conn.execute(sa.select(sa.func.count()).select_from(resource).where(*where)).scalar_one())
-    if query.summary_count or query.count == 0 or query.offset >= total:
+    plan = _plan_for(query, conn.dialect)
+    values = plan.values(query)
+    if query.summary_count or query.count == 0:
+        total = int(_fetch(conn, plan.count, values)[0][0])
         return SearchResult(matches=[], total=total, included=[])
-    columns = resource_columns(dialect)
-    rows = list(
-        conn.execute(
-            sa.select(resource.c.rid, *columns)
-            .where(*where)
-            .order_by(*compiler.order_by())
-            .limit(query.count)
-            .offset(query.offset)
-        )
-    )
-    matches = [to_stored(row) for row in rows]
+    rows = _fetch(conn, plan.page, values)
+    # A short, non-empty page (or an empty first one) already tells the total; only a
+    # full page, or an empty one past the start, needs the count query.
+    if rows and len(rows) < query.count:
+        total = query.offset + len(rows)
+    elif not rows and query.offset == 0:
+        total = 0
+    else:
+        total = int(_fetch(conn, plan.count, values)[0][0])
+    if not rows:
+        return SearchResult(matches=[], total=total, included=[])
+    matches = [_stored(row, plan.updated) for row in rows]
     included: dict[tuple[str, str], StoredResource] = {}
     if query.include or query.revinclude:
-        extra = _include(conn, query, [row.rid for row in rows], columns)
+        columns = resource_columns(conn.dialect.name)
+        extra = _include(conn, query, [row[0] for row in rows], columns)
         extra += _revinclude(conn, query, [m.id for m in matches], columns)
         for row in extra:
             stored = to_stored(row)
             included[(stored.resource_type, stored.id)] = stored
         for match in matches:
             included.pop((match.resource_type, match.id), None)
-    return SearchResult(
-        matches=matches, total=total, included=[included[key] for key in sorted(included)]
-    )
+    return SearchResult(matches=matches, total=total, included=[included[key] for key in sorted(included)])
