@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve test lint bench clean
+.PHONY: install demo serve test lint bench bench-ml clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: install
 bench: install
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python benchmarks/run.py
+
+# Tabular models against published results; writes bench-out/ml_published.md.
+bench-ml: install
+	$(BIN)/python benchmarks/ml_published.py
 
 clean:
 	rm -rf $(VENV) .medfusion .pytest_cache .mypy_cache .ruff_cache

@@ -129,22 +129,29 @@ def _wrk(
 
 
 def run(
-    url: str, observations: int, patients: int, seconds: int, port: int = 8765
+    url: str,
+    observations: int,
+    patients: int,
+    seconds: int,
+    port: int = 8765,
+    workers: int = 1,
 ) -> tuple[list[LoadResult], dict[str, float]]:
+    """Load the store (unless it already holds the Observations), then measure each endpoint."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed for the HTTP benchmark: apt-get install wrk")
     facts: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="medfusion-http-") as tmp:
         work = Path(tmp)
         data = work / "load.ndjson"
-        write_observations(data, observations, patients)
         repo = open_repository(url)
-        report = import_paths(repo, paths=[data])
-        facts["loaded_resources"] = report.resources
-        facts["load_rate"] = report.rate
+        if repo.counts().get("Observation", 0) < observations:
+            write_observations(data, observations, patients)
+            report = import_paths(repo, paths=[data])
+            facts["loaded_resources"] = report.resources
+            facts["load_rate"] = report.rate
         facts["observations_stored"] = repo.counts().get("Observation", 0)
         sample = repo.read("Observation", "o1").body
-        repo.engine.dispose()
+        repo.close()
         bare = work / "bare.json"
         bare.write_bytes(sample)
         facts["body_bytes"] = len(sample)
@@ -159,6 +166,8 @@ def run(
                 str(port),
                 "--bare",
                 str(bare),
+                "--workers",
+                str(workers),
             ],
         )
         try:

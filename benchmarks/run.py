@@ -35,6 +35,31 @@ def _machine() -> str:
     )
 
 
+def _http_table(load: list[bench_http.LoadResult], facts: dict[str, float], workers: int) -> list[str]:
+    ceiling = {r.concurrency: r.rps for r in load if r.endpoint.startswith("bare")}
+    loaded = (
+        f" ({facts['loaded_resources']:,.0f} resources loaded at {facts['load_rate']:,.0f}/s)"
+        if "loaded_resources" in facts
+        else ""
+    )
+    lines = [
+        f"### HTTP on loopback (SQLite, {workers} uvicorn worker{'s' if workers > 1 else ''}, wrk)",
+        "",
+        f"{facts['observations_stored']:,.0f} Observations stored{loaded}; response body "
+        f"{facts['body_bytes']:.0f} bytes; the example search matched "
+        f"{facts['search_matches_example']:.0f} Observations.",
+        "",
+        "| endpoint | concurrency | rps | ratio to ceiling | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.endpoint} | {r.concurrency} | {r.rps:,.0f} | {r.rps / ceiling[r.concurrency]:.2f} | "
+        f"{r.p50_ms:.2f} | {r.p99_ms:.2f} |"
+        for r in load
+    ]
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ingest-resources", type=int, default=500_000)
@@ -43,6 +68,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server processes to try")
+    parser.add_argument("--http-db", type=Path, help="keep the HTTP store here and reuse it next time")
     args = parser.parse_args()
 
     lines = [f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}.", ""]
@@ -64,27 +91,13 @@ def main() -> None:
             lines.append("")
         if not args.skip_http:
             with tempfile.TemporaryDirectory(prefix="medfusion-httpdb-") as tmp:
-                print("http (SQLite) ...", flush=True)
-                load, facts = bench_http.run(
-                    f"sqlite:///{tmp}/http.db", args.observations, args.patients, args.seconds
-                )
-            ceiling = {r.concurrency: r.rps for r in load if r.endpoint.startswith("bare")}
-            lines += [
-                "### HTTP on loopback (SQLite, one uvicorn worker, wrk)",
-                "",
-                f"{facts['observations_stored']:,.0f} Observations stored "
-                f"({facts['loaded_resources']:,.0f} resources loaded at {facts['load_rate']:,.0f}/s); "
-                f"response body {facts['body_bytes']:.0f} bytes; the example search matched "
-                f"{facts['search_matches_example']:.0f} Observations.",
-                "",
-                "| endpoint | concurrency | rps | ratio to ceiling | p50 ms | p99 ms |",
-                "|---|---:|---:|---:|---:|---:|",
-            ]
-            lines += [
-                f"| {r.endpoint} | {r.concurrency} | {r.rps:,.0f} | {r.rps / ceiling[r.concurrency]:.2f} | "
-                f"{r.p50_ms:.2f} | {r.p99_ms:.2f} |"
-                for r in load
-            ]
+                url = f"sqlite:///{args.http_db or Path(tmp) / 'http.db'}"
+                for workers in args.workers:
+                    print(f"http (SQLite, {workers} worker(s)) ...", flush=True)
+                    load, facts = bench_http.run(
+                        url, args.observations, args.patients, args.seconds, workers=workers
+                    )
+                    lines += _http_table(load, facts, workers)
     text = "\n".join(lines) + "\n"
     out = Path("bench-out")
     out.mkdir(exist_ok=True)

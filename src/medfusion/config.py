@@ -33,21 +33,31 @@ class Settings(BaseSettings):
         Largest accepted request body; bigger ones get 413.
     default_page_size, max_page_size
         ``_count`` default and cap for searches and history.
+    models_dir
+        Folder of the model registry (trained models, their cards and reports).
     base_url
         Public base URL used in ``Location`` headers and Bundle links; when empty the
         request's own URL is used.
+    workers
+        Server processes ``medfusion serve`` starts (one per core is the usual choice).
+    bench_bare_file
+        Benchmarks only: a file whose bytes ``GET /_bare`` serves, the ceiling that
+        read-by-id is measured against.
     """
 
     model_config = SettingsConfigDict(env_prefix="MEDFUSION_", extra="ignore")
 
     database_url: str = "sqlite:///./.medfusion/medfusion.db"
     data_dir: Path = Path("../shared/data")
+    models_dir: Path = Path(".medfusion/models")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     default_page_size: int = Field(default=20, gt=0)
     max_page_size: int = Field(default=1000, gt=0)
     base_url: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
+    workers: int = Field(default=1, gt=0, le=64)
+    bench_bare_file: Path | None = None
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,8 @@ Hierarchy::
     ├── InvalidRequestError (ValueError)          400 invalid
     │   ├── ResourceValidationError               400 structure / required / value
     │   ├── UnknownSearchParameterError           400 not-supported
-    │   └── UnsupportedError                      400 not-supported
+    │   ├── UnsupportedError                      400 not-supported
+    │   └── DataError                             400 invalid (ML input data)
     ├── PayloadTooLargeError (ValueError)         413 too-long
     ├── NotFoundError (LookupError)               404 not-found
     │   └── UnknownResourceTypeError              404 not-supported
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 __all__ = [
     "BundleEntryError",
     "ConflictError",
+    "DataError",
     "GoneError",
     "InvalidRequestError",
     "MedfusionError",
@@ -101,6 +103,12 @@ class UnsupportedError(InvalidRequestError):
     """The request asks for something this server does not support."""
 
     code = "not-supported"
+
+
+class DataError(InvalidRequestError):
+    """Input data for a model cannot be used (missing column, non-numeric value, one class, empty file)."""
+
+    code = "invalid"
 
 
 class PayloadTooLargeError(MedfusionError, ValueError):

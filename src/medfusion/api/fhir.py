@@ -13,7 +13,7 @@ from medfusion.services import bundles, records, search
 from medfusion.services.capability import capability_statement
 from medfusion.services.parsing import parse_json, parse_query
 
-__all__ = ["router"]
+__all__ = ["read", "router"]
 
 router = APIRouter()
 
@@ -81,8 +81,8 @@ def _bundle(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=FHIR_JSON)
 
 
-# Read by id is the hottest route: registered first so it is matched first, and it takes
-# the bare request so FastAPI has no parameters to solve. ``_history`` shares its shape.
+# Read by id is the hottest route; ``create_app`` also mounts it as a plain Starlette route
+# in front of the router, so it takes the bare request. ``_history`` shares its shape.
 @router.get("/{resource_type}/{id}")
 async def read(request: Request) -> Response:
     resource_type = request.path_params["resource_type"]

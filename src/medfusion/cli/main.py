@@ -7,6 +7,7 @@ Commands are thin: they parse arguments, call one service and render with rich. 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,20 +68,20 @@ def serve(
     host: str = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1)."),
     port: int = typer.Option(None, "--port", help="Port (default 8000)."),
     db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Server processes (default 1)."),
 ) -> None:
     """Serve the FHIR API (migrating the database first)."""
     settings = get_settings()
-    _serve(host or settings.host, port or settings.port, _database(db))
+    _serve(host or settings.host, port or settings.port, _database(db), workers or settings.workers)
 
 
-def _serve(host: str, port: int, url: str) -> None:
+def _serve(host: str, port: int, url: str, workers: int = 1) -> None:
     import uvicorn
 
     from medfusion.api import create_app
-    from medfusion.services.database import open_repository
+    from medfusion.services.database import open_repository, upgrade_database
 
     with override_settings(database_url=url):
-        application = create_app(open_repository(url))
         base = f"http://{host}:{port}"
         console.print(f"medfusion serving at [bold]{base}[/bold]")
         console.print(f"  FHIR API            {base}/fhir")
@@ -88,6 +89,21 @@ def _serve(host: str, port: int, url: str) -> None:
         console.print(f"  Patients            {base}/fhir/Patient")
         console.print(f"  API docs            {base}/docs")
         console.print(f"  Health              {base}/health")
+        if workers > 1:
+            upgrade_database(url)  # once, before the workers start
+            # Worker processes build their own app from the settings they read at start.
+            os.environ["MEDFUSION_DATABASE_URL"] = url
+            uvicorn.run(
+                "medfusion.api.asgi:create",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                access_log=False,
+            )
+            return
+        application = create_app(open_repository(url))
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -153,6 +169,17 @@ def _register_synth() -> None:
     app.command("synth")(synth)
 
 
+def _register_ml() -> None:
+    from medfusion.cli import ml
+
+    app.command("train")(friendly(ml.train))
+    app.command("predict")(friendly(ml.predict))
+    app.command("evaluate")(friendly(ml.evaluate))
+    ml.models_app.command("list")(friendly(ml.models_list))
+    ml.models_app.command("show")(friendly(ml.models_show))
+    app.add_typer(ml.models_app, name="models")
+
+
 @app.command()
 @friendly
 def demo(
@@ -190,3 +217,8 @@ def _progress() -> Progress:
 
 
 _register_synth()
+_register_ml()
+
+
+if __name__ == "__main__":
+    app()

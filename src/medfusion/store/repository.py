@@ -404,12 +404,7 @@ class SqlRepository:
     def read(self, resource_type: str, id: str) -> StoredResource:
         # The hottest path: one indexed SELECT on a per-thread autocommit DBAPI connection,
         # skipping SQLAlchemy's statement machinery (it costs more than the query itself).
-        cursor = self._reader().cursor()
-        try:
-            cursor.execute(self._read_sql, (resource_type, id))
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+        row = self._reader().execute(self._read_sql, (resource_type, id)).fetchone()
         if row is None:
             raise NotFoundError(f"{resource_type}/{id} is not known")
         if row[4]:
@@ -423,16 +418,18 @@ class SqlRepository:
         )
 
     def _reader(self) -> Any:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self.engine.raw_connection()
+        """This thread's driver connection (sqlite3 or psycopg; both have ``execute``)."""
+        driver = getattr(self._local, "driver", None)
+        if driver is None:
+            pooled = self.engine.raw_connection()
+            driver = pooled.driver_connection
             if self._postgres:
                 # Autocommit: an idle reader must not sit inside an open transaction.
-                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-            self._local.connection = connection
+                driver.autocommit = True  # type: ignore[union-attr]
+            self._local.driver = driver
             with self._readers_lock:
-                self._readers.append(connection)
-        return connection
+                self._readers.append(pooled)
+        return driver
 
     def close(self) -> None:
         """Close the per-thread read connections and dispose of the engine's pool."""

@@ -1,0 +1,116 @@
+"""Clinical prediction models on tabular data: estimators, metrics, reports and a registry.
+
+Every estimator follows the scikit-learn contract (``fit`` returns self, learned
+attributes end in ``_``, randomness only from ``random_state``) and carries its own
+preprocessing. This package never imports the record store: it works on tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medfusion.errors import InvalidRequestError
+from medfusion.ml._cox import CoxModel, survival_target
+from medfusion.ml._data import TabularData, Task, fingerprint, prepare, read_table, split_features
+from medfusion.ml._describe import library_versions, metrics_json, model_details, outcome_summary
+from medfusion.ml._estimators import LinearModel, LogisticModel, TabularEstimator, make_preprocessor
+from medfusion.ml._evaluate import Evaluation, cross_validate, evaluate, survival_grid
+from medfusion.ml._metrics import (
+    CensoringSurvival,
+    Estimate,
+    auroc,
+    average_precision,
+    binary_metrics,
+    bootstrap,
+    calibration_intercept,
+    calibration_slope,
+    censoring_survival,
+    expected_calibration_error,
+    harrell_c,
+    integrated_brier_score,
+    multiclass_metrics,
+    regression_metrics,
+    survival_metrics,
+    uno_c,
+)
+from medfusion.ml._plots import kaplan_meier, plot_evaluation
+from medfusion.ml._registry import ModelRecord, Registry
+from medfusion.ml._report import model_card, run_report
+
+__all__ = [
+    "MODEL_KINDS",
+    "CensoringSurvival",
+    "CoxModel",
+    "Estimate",
+    "Evaluation",
+    "LinearModel",
+    "LogisticModel",
+    "ModelRecord",
+    "Registry",
+    "TabularData",
+    "TabularEstimator",
+    "Task",
+    "auroc",
+    "average_precision",
+    "binary_metrics",
+    "bootstrap",
+    "calibration_intercept",
+    "calibration_slope",
+    "censoring_survival",
+    "cross_validate",
+    "evaluate",
+    "expected_calibration_error",
+    "fingerprint",
+    "harrell_c",
+    "integrated_brier_score",
+    "kaplan_meier",
+    "library_versions",
+    "make_estimator",
+    "make_preprocessor",
+    "metrics_json",
+    "model_card",
+    "model_details",
+    "multiclass_metrics",
+    "outcome_summary",
+    "plot_evaluation",
+    "prepare",
+    "read_table",
+    "regression_metrics",
+    "run_report",
+    "split_features",
+    "survival_grid",
+    "survival_metrics",
+    "survival_target",
+    "uno_c",
+]
+
+MODEL_KINDS = ("linear", "logistic", "cox")
+
+
+def make_estimator(kind: str, *, random_state: int | None = None, **params: Any) -> TabularEstimator:
+    """A fresh, unfitted estimator of one kind.
+
+    Parameters
+    ----------
+    kind
+        ``linear``, ``logistic`` or ``cox``.
+    random_state
+        Seed, for the kinds that use randomness.
+    **params
+        Estimator parameters (e.g. ``alpha`` for ridge, ``penalty`` for logistic).
+
+    Raises
+    ------
+    InvalidRequestError
+        Unknown kind or parameter.
+    """
+    try:
+        if kind == "linear":
+            return LinearModel(**params)
+        if kind == "logistic":
+            return LogisticModel(random_state=random_state, **params)
+        if kind == "cox":
+            return CoxModel(**params)
+    except TypeError as error:
+        raise InvalidRequestError(f"bad parameter for model {kind!r}: {error}") from None
+    raise InvalidRequestError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")

@@ -1,0 +1,148 @@
+"""PNG plots of an evaluation (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medfusion.ml._evaluate import Evaluation
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["kaplan_meier", "plot_evaluation"]
+
+
+def _figure() -> tuple[Figure, Axes]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib import pyplot as plt
+
+    return plt.subplots(figsize=(5, 4), dpi=100)
+
+
+def _png(fig: Figure) -> bytes:
+    from matplotlib import pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier survival: event times and the survival just after each."""
+    points = np.unique(time[event.astype(bool)])
+    at_risk = np.array([np.sum(time >= t) for t in points], dtype=float)
+    deaths = np.array([np.sum((time == t) & event.astype(bool)) for t in points], dtype=float)
+    return points, np.cumprod(1 - deaths / np.maximum(at_risk, 1))
+
+
+def _roc_pr(ev: Evaluation) -> dict[str, bytes]:
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, _ = roc_curve(ev.y, ev.score)
+    fig, ax = _figure()
+    ax.plot(fpr, tpr, label=f"AUROC {ev.metrics['auroc'].value:.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC curve")
+    ax.legend(loc="lower right")
+    plots = {"roc": _png(fig)}
+    precision, recall, _ = precision_recall_curve(ev.y, ev.score)
+    fig, ax = _figure()
+    ax.plot(recall, precision, label=f"AUPRC {ev.metrics['auprc'].value:.3f}")
+    ax.axhline(float(np.mean(ev.y)), ls="--", color="grey")
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve")
+    ax.legend(loc="lower left")
+    plots["pr"] = _png(fig)
+    plots["calibration"] = _calibration(ev)
+    return plots
+
+
+def _calibration(ev: Evaluation, bins: int = 10) -> bytes:
+    which = np.minimum((ev.score * bins).astype(int), bins - 1)
+    used = np.bincount(which, minlength=bins) > 0
+    mean_p = (
+        np.bincount(which, weights=ev.score, minlength=bins)[used] / np.bincount(which, minlength=bins)[used]
+    )
+    mean_y = np.bincount(which, weights=ev.y, minlength=bins)[used] / np.bincount(which, minlength=bins)[used]
+    fig, ax = _figure()
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="ideal")
+    ax.plot(mean_p, mean_y, "o-", label="model")
+    slope = ev.metrics["calibration_slope"].value
+    ax.set(
+        xlabel="predicted probability",
+        ylabel="observed frequency",
+        title=f"Calibration (slope {slope:.2f}, ECE {ev.metrics['ece'].value:.3f})",
+    )
+    ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def _confusion(ev: Evaluation) -> bytes:
+    k = len(ev.classes)
+    pred = np.argmax(ev.score, axis=1) if ev.score.ndim == 2 else (ev.score >= 0.5).astype(int)
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (ev.y.astype(int), pred), 1)
+    fig, ax = _figure()
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        shade = "white" if count > matrix.max() / 2 else "black"  # readable on dark cells
+        ax.text(j, i, str(count), ha="center", va="center", color=shade)
+    ax.set(
+        xticks=range(k),
+        yticks=range(k),
+        xticklabels=ev.classes,
+        yticklabels=ev.classes,
+        xlabel="predicted",
+        ylabel="observed",
+        title="Confusion matrix",
+    )
+    return _png(fig)
+
+
+def _regression(ev: Evaluation) -> dict[str, bytes]:
+    fig, ax = _figure()
+    ax.scatter(ev.score, ev.y - ev.score, s=10, alpha=0.6)
+    ax.axhline(0, color="grey", ls="--")
+    ax.set(xlabel="predicted", ylabel="residual (observed - predicted)", title="Residuals")
+    plots = {"residuals": _png(fig)}
+    fig, ax = _figure()
+    ax.scatter(ev.score, ev.y, s=10, alpha=0.6)
+    low, high = float(min(ev.y.min(), ev.score.min())), float(max(ev.y.max(), ev.score.max()))
+    ax.plot([low, high], [low, high], "--", color="grey")
+    ax.set(xlabel="predicted", ylabel="observed", title="Predicted vs observed")
+    plots["predicted_vs_observed"] = _png(fig)
+    return plots
+
+
+def _km_groups(ev: Evaluation, groups: int = 3) -> bytes:
+    time, event = ev.y[:, 0], ev.y[:, 1]
+    cuts = np.quantile(ev.score, np.linspace(0, 1, groups + 1)[1:-1])
+    which = np.searchsorted(cuts, ev.score, side="right")
+    fig, ax = _figure()
+    for group, name in enumerate(["low", "medium", "high"][:groups]):
+        members = which == group
+        if not members.any():
+            continue
+        points, surv = kaplan_meier(time[members], event[members])
+        ax.step(np.r_[0, points], np.r_[1, surv], where="post", label=f"{name} risk (n={members.sum()})")
+    ax.set(xlabel="time", ylabel="survival", ylim=(0, 1.02), title="Kaplan-Meier by predicted risk tertile")
+    ax.legend(loc="lower left")
+    return _png(fig)
+
+
+def plot_evaluation(ev: Evaluation) -> dict[str, bytes]:
+    """PNG bytes of every plot that fits the task, keyed by a file-name stem."""
+    if ev.task == "regression":
+        return _regression(ev)
+    if ev.task == "binary":
+        return {**_roc_pr(ev), "confusion_matrix": _confusion(ev)}
+    if ev.task == "multiclass":
+        return {"confusion_matrix": _confusion(ev)}
+    return {"kaplan_meier_by_risk": _km_groups(ev)}

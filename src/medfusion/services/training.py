@@ -1,0 +1,367 @@
+"""Use cases of the ML engine: train, predict, evaluate, and read the model registry.
+
+Everything that can be wrong with the input (missing column, non-numeric value, one
+class, empty file, a model that cannot be fitted) is checked and raised as a
+:class:`~medfusion.errors.DataError` before anything is written to the registry; the
+registry write itself is atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medfusion.config import get_settings
+from medfusion.errors import DataError
+from medfusion.ml import (
+    Estimate,
+    Evaluation,
+    ModelRecord,
+    Registry,
+    TabularData,
+    cross_validate,
+    evaluate,
+    library_versions,
+    make_estimator,
+    metrics_json,
+    model_card,
+    model_details,
+    outcome_summary,
+    plot_evaluation,
+    prepare,
+    read_table,
+    run_report,
+    split_features,
+)
+
+__all__ = [
+    "EvaluateResult",
+    "PredictResult",
+    "TrainResult",
+    "evaluate_model",
+    "list_models",
+    "predict_with_model",
+    "show_model",
+    "train_model",
+]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(slots=True)
+class EvaluateResult:
+    """Metrics of a model on a data set, in the ``--json`` shape."""
+
+    model_id: str
+    model: str
+    task: str
+    n_train: int
+    n_test: int
+    seconds: float
+    metrics: dict[str, Estimate]
+    evaluation: Evaluation | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The machine-readable summary printed by ``--json``."""
+        return {
+            "model_id": self.model_id,
+            "model": self.model,
+            "task": self.task,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "seconds": round(self.seconds, 3),
+            "metrics": metrics_json(self.metrics),
+        }
+
+
+@dataclass(slots=True)
+class TrainResult(EvaluateResult):
+    """A trained and saved model: its record and metrics (test and, with ``cv``, ``cv_*``)."""
+
+    record: ModelRecord | None = None
+    plots: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictResult:
+    """Where predictions were written and how many rows."""
+
+    model_id: str
+    out: Path
+    rows: int
+
+
+def _registry(registry_dir: Path | None) -> Registry:
+    return Registry(registry_dir or get_settings().models_dir)
+
+
+def _split(data: TabularData, *, test_size: float, seed: int) -> tuple[TabularData, TabularData]:
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < test_size < 1:
+        raise DataError(f"--test-size must be between 0 and 1, got {test_size}")
+    stratify = None if data.task == "regression" else data.y[:, 1] if data.task == "survival" else data.y
+    try:
+        train, test = train_test_split(
+            np.arange(len(data.y)), test_size=test_size, random_state=seed, stratify=stratify
+        )
+    except ValueError as error:
+        raise DataError(f"cannot make a stratified {test_size:g} hold-out split: {error}") from None
+
+    def part(rows: np.ndarray) -> TabularData:
+        return TabularData(data.X.iloc[rows].reset_index(drop=True), data.y[rows], data.task, data.outcome)
+
+    return part(train), part(test)
+
+
+def _fit(estimator: Any, data: TabularData) -> Any:
+    try:
+        return estimator.fit(data.X, data.y)
+    except ValueError as error:
+        raise DataError(f"the model cannot be fitted: {error}") from None
+
+
+def train_model(
+    *,
+    model: str,
+    data: Path,
+    target: str = "target",
+    time: str | None = None,
+    event: str | None = None,
+    test_data: Path | None = None,
+    test_size: float = 0.2,
+    seed: int = 42,
+    cv: int | None = None,
+    params: dict[str, Any] | None = None,
+    n_bootstrap: int = 500,
+    registry_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train a model on a table, evaluate it with CIs, and save it with report and card.
+
+    Parameters
+    ----------
+    model
+        ``linear``, ``logistic`` or ``cox``.
+    data
+        CSV or Parquet training table.
+    target, time, event
+        Outcome column(s): ``target`` for linear/logistic, ``time`` and ``event`` for cox.
+    test_data
+        Explicit test table; otherwise a stratified hold-out of ``test_size``.
+    seed
+        Seeds the split, the estimator, cross-validation and the bootstrap.
+    cv
+        Also report ``cv``-fold cross-validation on the training rows (``cv_*`` metrics).
+    params
+        Estimator parameters.
+    n_bootstrap
+        Bootstrap resamples for the confidence intervals.
+    registry_dir
+        Registry folder (default ``Settings.models_dir``).
+    progress
+        Called with ``(step, done, total)``.
+
+    Raises
+    ------
+    DataError
+        Unusable input; nothing is written.
+    """
+    started = clock.perf_counter()
+    total, done = 6 + (cv or 0), 0
+
+    def step(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(name, done, total)
+
+    estimator = make_estimator(model, random_state=seed, **(params or {}))
+    frame = read_table(data)
+    full = prepare(frame, model=model, target=target, time=time, event=event)
+    if test_data is not None:
+        train = full
+        test = prepare(read_table(test_data), model=model, target=target, time=time, event=event)
+        missing = sorted(set(train.X.columns) - set(test.X.columns))
+        if missing:
+            raise DataError(f"the test data lacks feature columns: {', '.join(missing)}")
+        test = TabularData(test.X[list(train.X.columns)], test.y, test.task, test.outcome)
+        split = f"explicit test file {test_data.name}"
+    else:
+        train, test = _split(full, test_size=test_size, seed=seed)
+        kind = "random" if full.task == "regression" else "stratified random"
+        split = f"{kind} hold-out, test_size={test_size}, seed={seed}"
+    step("data read and checked")
+    cv_eval = None
+    if cv:
+        cv_eval = cross_validate(
+            estimator,
+            train.X,
+            train.y,
+            task=train.task,
+            folds=cv,
+            seed=seed,
+            n_boot=n_bootstrap,
+            progress=lambda: step("cross-validation fold"),
+        )
+    fitted = _fit(estimator, train)
+    step("model fitted")
+    evaluation = evaluate(fitted, test.X, test.y, task=train.task, n_boot=n_bootstrap, seed=seed)
+    step("metrics and bootstrap")
+    plots = plot_evaluation(evaluation)
+    step("plots")
+    metadata: dict[str, Any] = {
+        "model": model,
+        "estimator": type(fitted).__name__,
+        "task": train.task,
+        "params": fitted.get_params(),
+        "seed": seed,
+        "n_bootstrap": n_bootstrap,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": {
+            "file": data.name,
+            "fingerprint": hashlib.sha256(data.read_bytes()).hexdigest(),
+            "n_rows": len(full.y) + (len(test.y) if test_data is not None else 0),
+            "n_train": len(train.y),
+            "n_test": len(test.y),
+            "split": split,
+            "predictors": list(train.X.columns),
+            "outcome": list(train.outcome),
+            "outcome_summary": outcome_summary(train),
+            "target": target,
+            "time": time,
+            "event": event,
+        },
+        "metrics": metrics_json(evaluation.metrics),
+        "cv_folds": cv,
+        "cv_metrics": metrics_json(cv_eval.metrics) if cv_eval else {},
+        "libraries": library_versions(),
+        **model_details(model, fitted),
+    }
+    if train.task == "survival":
+        events = train.y[train.y[:, 1] == 1, 0]
+        metadata["survival_times"] = np.unique(np.percentile(events, [25, 50, 75])).tolist()
+
+    def files(record: dict[str, Any]) -> dict[str, bytes]:
+        markdown, card_html = model_card(record)
+        out = {f"plots/{name}.png": png for name, png in plots.items()}
+        out.update(
+            {
+                "model_card.md": markdown.encode(),
+                "model_card.html": card_html.encode(),
+                "report.html": run_report(record, plots).encode(),
+            }
+        )
+        return out
+
+    metadata["seconds"] = clock.perf_counter() - started
+    record = _registry(registry_dir).save(
+        name=f"{model}-{metadata['data']['fingerprint'][:10]}", model=fitted, metadata=metadata, files=files
+    )
+    step("saved to the registry")
+    metrics = dict(evaluation.metrics)
+    if cv_eval:
+        metrics.update({f"cv_{name}": value for name, value in cv_eval.metrics.items()})
+    return TrainResult(
+        record.model_id,
+        model,
+        train.task,
+        len(train.y),
+        len(test.y),
+        clock.perf_counter() - started,
+        metrics,
+        evaluation,
+        record,
+        sorted(plots),
+    )
+
+
+def _features(model: Any, frame: pd.DataFrame, outcome: tuple[str, ...]) -> pd.DataFrame:
+    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise DataError(f"the data lacks feature columns the model needs: {', '.join(missing)}")
+    return split_features(frame[names], outcome)
+
+
+def evaluate_model(
+    *, model_id: str, data: Path, n_bootstrap: int = 500, seed: int = 42, registry_dir: Path | None = None
+) -> EvaluateResult:
+    """Metrics with CIs of a saved model on a new table (which must hold the outcome)."""
+    started = clock.perf_counter()
+    fitted, record = _registry(registry_dir).load(model_id)
+    meta = record.metadata
+    info = meta["data"]
+    prepared = prepare(
+        read_table(data), model=meta["model"], target=info["target"], time=info["time"], event=info["event"]
+    )
+    X = _features(fitted, prepared.X, prepared.outcome)
+    evaluation = evaluate(fitted, X, prepared.y, task=meta["task"], n_boot=n_bootstrap, seed=seed)
+    return EvaluateResult(
+        record.model_id,
+        meta["model"],
+        meta["task"],
+        info["n_train"],
+        len(prepared.y),
+        clock.perf_counter() - started,
+        evaluation.metrics,
+        evaluation,
+    )
+
+
+def predict_with_model(
+    *, model_id: str, data: Path, out: Path, registry_dir: Path | None = None
+) -> PredictResult:
+    """Write per-row predictions of a saved model to a CSV file (atomically).
+
+    Regression gives ``prediction``; classification ``prediction`` and ``prob_<class>``;
+    survival ``risk`` and ``survival_t<time>`` at the training event-time quartiles.
+    """
+    fitted, record = _registry(registry_dir).load(model_id)
+    meta = record.metadata
+    info = meta["data"]
+    X = _features(fitted, read_table(data), tuple(c for c in info["outcome"] if c))
+    result = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
+    if meta["task"] == "regression":
+        result["prediction"] = fitted.predict(X)
+    elif meta["task"] == "survival":
+        result["risk"] = fitted.predict(X)
+        times = meta.get("survival_times", [])
+        curves = fitted.predict_survival_function(X, times)
+        for index, t in enumerate(times):
+            result[f"survival_t{t:g}"] = curves[:, index]
+    else:
+        proba = fitted.predict_proba(X)
+        result["prediction"] = fitted.classes_[np.argmax(proba, axis=1)]
+        for index, label in enumerate(fitted.classes_):
+            result[f"prob_{label}"] = proba[:, index]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            result.to_csv(stream, index=False)
+        os.replace(temp, out)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return PredictResult(record.model_id, out, len(result))
+
+
+def list_models(*, registry_dir: Path | None = None) -> list[ModelRecord]:
+    """Every saved model version."""
+    return _registry(registry_dir).list()
+
+
+def show_model(*, model_id: str, registry_dir: Path | None = None) -> ModelRecord:
+    """One model version's record (``NAME`` means the latest version)."""
+    return _registry(registry_dir).get(model_id)
