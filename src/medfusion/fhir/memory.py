@@ -46,14 +46,6 @@ class InMemoryTransaction:
             raise GoneError(f"{resource_type}/{id} version {version} is a deletion")
         return found
 
-    def read_many(self, references: Sequence[tuple[str, str]]) -> list[StoredResource]:
-        out = []
-        for key in set(references):
-            found = self.read_current(*key)
-            if found is not None and not found.deleted:
-                out.append(found)
-        return out
-
     def write(
         self, resource_type: str, id: str, resource: dict[str, Any], *, expected_version: int | None
     ) -> StoredResource:

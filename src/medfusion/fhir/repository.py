@@ -163,10 +163,6 @@ class FhirTransaction(Protocol):
         """A nested unit: an exception inside undoes only its own writes, then propagates."""
         ...
 
-    def read_many(self, references: Sequence[tuple[str, str]]) -> list[StoredResource]:
-        """Current live versions of the given ``(type, id)`` pairs that exist, in no order."""
-        ...
-
 
 class FhirRepository(Protocol):
     """A FHIR resource store."""

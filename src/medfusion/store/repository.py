@@ -84,25 +84,6 @@ class SqlTransaction:
             raise GoneError(f"{resource_type}/{id} version {version} is a deletion")
         return found
 
-    def read_many(self, references: Sequence[tuple[str, str]]) -> list[StoredResource]:
-        by_type: dict[str, set[str]] = defaultdict(set)
-        for resource_type, id in references:
-            by_type[resource_type].add(id)
-        found: list[StoredResource] = []
-        for resource_type, ids in by_type.items():
-            id_list = sorted(ids)
-            for start in range(0, len(id_list), _BATCH):
-                rows = self.conn.execute(
-                    sa.select(*self._columns).where(
-                        resource.c.res_type == resource_type,
-                        resource.c.res_id.in_(id_list[start : start + _BATCH]),
-                        resource.c.current,
-                        ~resource.c.deleted,
-                    )
-                )
-                found.extend(to_stored(row) for row in rows)
-        return found
-
     def history(
         self,
         resource_type: str | None,
