@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve test lint bench bench-ml clean
+.PHONY: install demo serve test lint bench bench-ml bench-explain bench-scheduling clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ bench: install
 # Tabular models against published results; writes bench-out/ml_published.md.
 bench-ml: install
 	$(BIN)/python benchmarks/ml_published.py
+
+# Explanation speed, local accuracy and deletion faithfulness; writes bench-out/explain.md.
+bench-explain: install
+	$(BIN)/python benchmarks/bench_explain.py
+
+# Appointments: $find latency and $book throughput on SQLite; writes bench-out/scheduling.md.
+bench-scheduling: install
+	$(BIN)/python benchmarks/bench_scheduling.py
 
 clean:
 	rm -rf $(VENV) .medfusion .pytest_cache .mypy_cache .ruff_cache

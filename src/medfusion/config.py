@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         request's own URL is used.
     workers
         Server processes ``medfusion serve`` starts (one per core is the usual choice).
+    max_future_appointments
+        Booked future appointments one patient may hold; one more answers 422 (keeps bots
+        from reserving every slot).
+    hold_minutes
+        How long ``$hold`` keeps slots for the holder.
     bench_bare_file
         Benchmarks only: a file whose bytes ``GET /_bare`` serves, the ceiling that
         read-by-id is measured against.
@@ -57,6 +62,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
     workers: int = Field(default=1, gt=0, le=64)
+    max_future_appointments: int = Field(default=5, gt=0)
+    hold_minutes: int = Field(default=5, gt=0, le=60)
     bench_bare_file: Path | None = None
 
 

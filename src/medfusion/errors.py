@@ -20,6 +20,7 @@ Hierarchy::
     │   └── UnknownResourceTypeError              404 not-supported
     ├── GoneError (LookupError)                   410 deleted
     ├── ConflictError                             409 conflict
+    ├── BusinessRuleError (ValueError)            422 business-rule
     ├── PreconditionFailedError                   412 conflict
     │   └── MultipleMatchesError                  412 multiple-matches
     └── BundleEntryError                          status of the entry's own error
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "BundleEntryError",
+    "BusinessRuleError",
     "ConflictError",
     "DataError",
     "GoneError",
@@ -139,6 +141,12 @@ class ConflictError(MedfusionError):
     """The request conflicts with the current state of the server."""
 
     code = "conflict"
+
+
+class BusinessRuleError(MedfusionError, ValueError):
+    """Well-formed, but a business rule forbids it (a patient's appointment limit)."""
+
+    code = "business-rule"
 
 
 class PreconditionFailedError(MedfusionError):

@@ -14,6 +14,7 @@ from medfusion import __version__
 from medfusion.api.errors import install_error_handlers
 from medfusion.api.fhir import read as fhir_read
 from medfusion.api.fhir import router as fhir_router
+from medfusion.api.scheduling import router as scheduling_router
 from medfusion.config import get_settings
 from medfusion.fhir.repository import FhirRepository
 
@@ -54,6 +55,8 @@ def create_app(repo: FhirRepository | None = None, *, bare_payload: Path | None 
     async def health() -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
+    # Ahead of the FHIR router: ``/fhir/Appointment/$find`` must not match ``/{type}/{id}``.
+    app.include_router(scheduling_router)
     app.include_router(fhir_router, prefix="/fhir")
     # Read by id, the hottest route, also as a plain Starlette route ahead of all others:
     # matched first and with no FastAPI parameter solving (the FastAPI twin documents it).

@@ -175,9 +175,17 @@ def _register_ml() -> None:
     app.command("train")(friendly(ml.train))
     app.command("predict")(friendly(ml.predict))
     app.command("evaluate")(friendly(ml.evaluate))
+    app.command("explain")(friendly(ml.explain))
     ml.models_app.command("list")(friendly(ml.models_list))
     ml.models_app.command("show")(friendly(ml.models_show))
     app.add_typer(ml.models_app, name="models")
+
+
+def _register_schedule() -> None:
+    from medfusion.cli.schedule import schedule_app, set_availability
+
+    schedule_app.command("set-availability")(friendly(set_availability))
+    app.add_typer(schedule_app, name="schedule")
 
 
 @app.command()
@@ -218,6 +226,7 @@ def _progress() -> Progress:
 
 _register_synth()
 _register_ml()
+_register_schedule()
 
 
 if __name__ == "__main__":

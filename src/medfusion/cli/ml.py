@@ -1,7 +1,8 @@
-"""``medfusion train | predict | evaluate | models``: the tabular ML engine's commands.
+"""``medfusion train | predict | evaluate | explain | models``: the tabular ML engine's commands.
 
 Each command parses its options, calls one function of
-:mod:`medfusion.services.training` and renders the result. ``--json`` prints one JSON
+:mod:`medfusion.services.training` (or :mod:`medfusion.services.explaining`) and
+renders the result. ``--json`` prints one JSON
 object as the last line of stdout; the progress bar goes to stderr.
 """
 
@@ -21,7 +22,7 @@ from medfusion.errors import InvalidRequestError
 if TYPE_CHECKING:  # the ML stack (pandas, scikit-learn) loads only when a command runs
     from medfusion.ml import Estimate
 
-__all__ = ["evaluate", "models_app", "models_list", "models_show", "predict", "train"]
+__all__ = ["evaluate", "explain", "models_app", "models_list", "models_show", "predict", "train"]
 
 console = Console()
 models_app = typer.Typer(help="Read the model registry.", no_args_is_help=True)
@@ -109,11 +110,14 @@ def predict(
     model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
     data: Path = typer.Option(..., "--data", help="Table of rows to predict (CSV or Parquet)."),
     out: Path = typer.Option(..., "--out", help="CSV file to write predictions to."),
+    explain: bool = typer.Option(
+        False, "--explain", help="Add base_value and contribution_<feature> columns."
+    ),
 ) -> None:
     """Predict with a saved model."""
     from medfusion.services.training import predict_with_model
 
-    result = predict_with_model(model_id=model_id, data=data, out=out)
+    result = predict_with_model(model_id=model_id, data=data, out=out, explain=explain)
     console.print(f"{result.rows:,} predictions of {result.model_id} written to {result.out}")
 
 
@@ -131,6 +135,50 @@ def evaluate(
         typer.echo(json.dumps(result.as_json()))
         return
     console.print(_metrics_table(f"{result.model_id} on {data.name} ({result.n_test} rows)", result.metrics))
+
+
+def explain(
+    model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
+    data: Path = typer.Option(..., "--data", help="Table of rows to explain (CSV or Parquet)."),
+    rows: int | None = typer.Option(None, "--rows", help="Explain only the first N rows."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for PNG bar charts."),
+    method: str = typer.Option(
+        "auto", "--method", help="auto/linear (exact coef x centred value) or shapley (model-agnostic)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
+) -> None:
+    """Explain a saved model's predictions per feature, with global importance."""
+    from medfusion.services.explaining import explain_model
+
+    result = explain_model(
+        model_id=model_id,
+        data=data,
+        rows=rows,
+        out=out,
+        method=method,  # type: ignore[arg-type]  # checked by the service
+    )
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    explanation = result.explanation
+    table = Table(title=f"{result.model_id}: global importance ({explanation.output})")
+    table.add_column("feature")
+    table.add_column("mean |contribution|", justify="right")
+    for name, value in sorted(explanation.global_importance().items(), key=lambda item: -item[1]):
+        table.add_row(name, _fmt(value))
+    console.print(table)
+    if result.ratios is not None:
+        ratios = Table(title="ratios with CIs (numeric features per SD)")
+        for column in ("feature", *result.ratios.columns):
+            ratios.add_column(str(column), justify="left" if column == "feature" else "right")
+        for feature, values in result.ratios.iterrows():
+            ratios.add_row(str(feature), *(_fmt(float(v)) for v in values))
+        console.print(ratios)
+    console.print(
+        f"{len(explanation.predictions)} rows explained by {explanation.method}; "
+        f"base value {explanation.base_value:.4g}"
+        + (f"; {len(result.plots)} charts in {out}" if result.plots else "")
+    )
 
 
 def models_list() -> None:

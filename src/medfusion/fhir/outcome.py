@@ -6,6 +6,7 @@ from typing import Any
 
 from medfusion.errors import (
     BundleEntryError,
+    BusinessRuleError,
     ConflictError,
     GoneError,
     InvalidRequestError,
@@ -26,6 +27,7 @@ STATUS_TABLE: tuple[tuple[type[MedfusionError], int], ...] = (
     (GoneError, 410),
     (ConflictError, 409),
     (PreconditionFailedError, 412),
+    (BusinessRuleError, 422),
 )
 
 

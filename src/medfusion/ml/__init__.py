@@ -15,6 +15,14 @@ from medfusion.ml._data import TabularData, Task, fingerprint, prepare, read_tab
 from medfusion.ml._describe import library_versions, metrics_json, model_details, outcome_summary
 from medfusion.ml._estimators import LinearModel, LogisticModel, TabularEstimator, make_preprocessor
 from medfusion.ml._evaluate import Evaluation, cross_validate, evaluate, survival_grid
+from medfusion.ml._explain import (
+    Explanation,
+    Output,
+    explain_linear,
+    odds_ratios,
+    reference_values,
+    source_features,
+)
 from medfusion.ml._metrics import (
     CensoringSurvival,
     Estimate,
@@ -33,33 +41,40 @@ from medfusion.ml._metrics import (
     survival_metrics,
     uno_c,
 )
-from medfusion.ml._plots import kaplan_meier, plot_evaluation
+from medfusion.ml._plots import kaplan_meier, plot_evaluation, plot_explanation
 from medfusion.ml._registry import ModelRecord, Registry
 from medfusion.ml._report import model_card, run_report
+from medfusion.ml._shapley import DeletionResult, background_reference, deletion_test, shapley_values
 
 __all__ = [
     "MODEL_KINDS",
     "CensoringSurvival",
     "CoxModel",
+    "DeletionResult",
     "Estimate",
     "Evaluation",
+    "Explanation",
     "LinearModel",
     "LogisticModel",
     "ModelRecord",
+    "Output",
     "Registry",
     "TabularData",
     "TabularEstimator",
     "Task",
     "auroc",
     "average_precision",
+    "background_reference",
     "binary_metrics",
     "bootstrap",
     "calibration_intercept",
     "calibration_slope",
     "censoring_survival",
     "cross_validate",
+    "deletion_test",
     "evaluate",
     "expected_calibration_error",
+    "explain_linear",
     "fingerprint",
     "harrell_c",
     "integrated_brier_score",
@@ -71,12 +86,17 @@ __all__ = [
     "model_card",
     "model_details",
     "multiclass_metrics",
+    "odds_ratios",
     "outcome_summary",
     "plot_evaluation",
+    "plot_explanation",
     "prepare",
     "read_table",
+    "reference_values",
     "regression_metrics",
     "run_report",
+    "shapley_values",
+    "source_features",
     "split_features",
     "survival_grid",
     "survival_metrics",

@@ -114,6 +114,8 @@ class LinearModel(RegressorMixin, TabularEstimator):
         Coefficients per standardised feature (names in ``feature_names_out_``).
     intercept_ : float
     feature_names_out_ : ndarray of str
+    training_mean_ : ndarray
+        Mean of the preprocessed training matrix (the explanations' reference point).
     """
 
     def __init__(self, alpha: float = 0.0) -> None:
@@ -129,6 +131,8 @@ class LinearModel(RegressorMixin, TabularEstimator):
         self.coef_ = np.asarray(self.pipeline_[-1].coef_)
         self.intercept_ = float(self.pipeline_[-1].intercept_)
         self.feature_names_out_ = np.asarray(self.pipeline_[0].get_feature_names_out(), dtype=object)
+        # Kept so explanations can centre on the training mean without the training rows.
+        self.training_mean_ = np.asarray(self.pipeline_[0].transform(X), dtype=float).mean(axis=0)
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -186,6 +190,11 @@ class LogisticModel(ClassifierMixin, TabularEstimator):
     n_iter_ : ndarray
         Solver iterations of the uncalibrated model.
     feature_names_out_ : ndarray of str
+    training_mean_ : ndarray
+        Mean of the preprocessed training matrix (the explanations' reference point).
+    coef_se_ : ndarray or None
+        Approximate Wald standard errors of the binary coefficients (``None`` for more
+        than two classes); see :func:`medfusion.ml.odds_ratios`.
     """
 
     def __init__(
@@ -248,7 +257,27 @@ class LogisticModel(ClassifierMixin, TabularEstimator):
         self.coef_ = np.asarray(self.pipeline_[-1].coef_)
         self.n_iter_ = np.asarray(self.pipeline_[-1].n_iter_)
         self.feature_names_out_ = np.asarray(self.pipeline_[0].get_feature_names_out(), dtype=object)
+        design = np.asarray(self.pipeline_[0].transform(X), dtype=float)
+        # Kept so explanations can centre on the training mean without the training rows.
+        self.training_mean_ = design.mean(axis=0)
+        self.coef_se_ = self._coef_se(design) if len(self.classes_) == 2 else None
         return self
+
+    def _coef_se(self, design: np.ndarray) -> np.ndarray:
+        """Wald standard errors of the binary coefficients from the inverse penalised Hessian.
+
+        The Hessian of the penalised log-likelihood is ``A'WA + I/C`` (the intercept
+        unpenalised), with ``A`` the design with a column of ones and ``W = p(1 - p)``.
+        The pseudo-inverse copes with the collinear full one-hot coding. For L1 and
+        elastic-net fits the ridge term is only an approximation of the curvature, and
+        class weights are ignored, so the intervals are approximate there.
+        """
+        p = self.pipeline_[-1].predict_proba(design)[:, 1]
+        ones = np.column_stack([np.ones(len(design)), design])
+        hessian = ones.T @ (ones * (p * (1 - p))[:, None])
+        if self.penalty != "none":
+            hessian[1:, 1:] += np.eye(design.shape[1]) / self.C
+        return np.asarray(np.sqrt(np.clip(np.diag(np.linalg.pinv(hessian))[1:], 0.0, None)), dtype=float)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (calibrated when ``calibrated_``), columns in ``classes_`` order."""

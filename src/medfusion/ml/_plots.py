@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["kaplan_meier", "plot_evaluation"]
+    from medfusion.ml._explain import Explanation
+
+__all__ = ["kaplan_meier", "plot_evaluation", "plot_explanation"]
 
 
 def _figure() -> tuple[Figure, Axes]:
@@ -146,3 +148,40 @@ def plot_evaluation(ev: Evaluation) -> dict[str, bytes]:
     if ev.task == "multiclass":
         return {"confusion_matrix": _confusion(ev)}
     return {"kaplan_meier_by_risk": _km_groups(ev)}
+
+
+def _bars(names: list[str], values: np.ndarray, title: str, xlabel: str, top: int = 15) -> bytes:
+    # The largest |value| on top; long tails are cut so that labels stay readable.
+    order = np.argsort(-np.abs(values), kind="stable")[:top][::-1]
+    fig, ax = _figure()
+    colors = ["#c0392b" if values[i] > 0 else "#2e86c1" for i in order]
+    ax.barh([names[i] for i in order], values[order], color=colors)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    return _png(fig)
+
+
+def plot_explanation(explanation: Explanation, *, max_rows: int = 20) -> dict[str, bytes]:
+    """PNG bar charts: ``global_importance`` and ``row_<n>`` for the first ``max_rows`` rows."""
+    names = list(explanation.features)
+    importance = explanation.global_importance()
+    plots = {
+        "global_importance": _bars(
+            names,
+            np.array([importance[n] for n in names]),
+            "Global importance (mean |contribution|)",
+            f"mean |contribution| ({explanation.output})",
+        )
+    }
+    rows = explanation.rows or tuple(range(len(explanation.predictions)))
+    for row, prediction, contribution in list(
+        zip(rows, explanation.predictions, explanation.contributions, strict=True)
+    )[:max_rows]:
+        plots[f"row_{row}"] = _bars(
+            names,
+            np.asarray(contribution),
+            f"Row {row}: {prediction:.4g} = base {explanation.base_value:.4g} + contributions",
+            f"contribution ({explanation.output})",
+        )
+    return plots

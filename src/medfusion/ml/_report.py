@@ -181,4 +181,26 @@ def run_report(meta: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
         for name, png in plots.items()
     )
     body = "".join(f"<h2>{html.escape(n)}</h2>{_html_blocks(b)}" for n, b in _sections(meta)[1:7])
+    if meta.get("explanation"):
+        body += f"<h2>Explanations</h2>{_html_blocks(_explanation_blocks(meta['explanation']))}"
     return _page(f"Training report: {meta['model_id']}", body + "<h2>Plots</h2>" + images)
+
+
+def _explanation_blocks(summary: Mapping[str, Any]) -> list[Block]:
+    """Global importance and example cases from the ``explanation`` metadata entry."""
+    importance = sorted(summary["global_importance"].items(), key=lambda item: -item[1])
+    blocks: list[Block] = [
+        f"{summary['method']} on {summary['n_rows']} test rows, in {summary['output']} units; "
+        f"base value (the output at the training mean) {_fmt(summary['base_value'])}. "
+        "Each row's contributions sum to its prediction minus the base value.",
+        (["feature", "mean |contribution|"], [[name, _fmt(value)] for name, value in importance]),
+    ]
+    cases = []
+    for row in summary["rows"]:
+        top = sorted(row["contributions"].items(), key=lambda item: -abs(item[1]))[:3]
+        drivers = ", ".join(f"{name} {value:+.3g}" for name, value in top)
+        cases.append([str(row["row"]), _fmt(row["prediction"]), drivers])
+    if cases:
+        blocks += ["Example test rows (largest contributions first):"]
+        blocks.append((["test row", "prediction", "top contributions"], cases))
+    return blocks

@@ -55,19 +55,23 @@ def _resource_entry(resource_type: str) -> dict[str, Any]:
             }
             for name, kind in sorted(params.items())
         ],
-        **(
-            {
-                "operation": [
-                    {
-                        "name": "everything",
-                        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                    }
-                ]
-            }
-            if resource_type == "Patient"
-            else {}
-        ),
+        **({"operation": _OPERATIONS[resource_type]} if resource_type in _OPERATIONS else {}),
     }
+
+
+_ARGONAUT = "http://fhir.org/guides/argonaut-scheduling/OperationDefinition"
+_OPERATIONS: dict[str, list[dict[str, str]]] = {
+    "Patient": [
+        {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+    ],
+    # Scheduling (docs/scheduling.md); $cancel has no published definition, so it names ours.
+    "Appointment": [
+        {"name": "find", "definition": f"{_ARGONAUT}/appointment-find"},
+        {"name": "hold", "definition": f"{_ARGONAUT}/appointment-hold"},
+        {"name": "book", "definition": f"{_ARGONAUT}/appointment-book"},
+        {"name": "cancel", "definition": "https://medfusion.dev/fhir/OperationDefinition/appointment-cancel"},
+    ],
+}
 
 
 @lru_cache(maxsize=4)

@@ -247,6 +247,7 @@ def train_model(
         "cv_metrics": metrics_json(cv_eval.metrics) if cv_eval else {},
         "libraries": library_versions(),
         **model_details(model, fitted),
+        "explanation": _explanation_summary(fitted, test.X),
     }
     if train.task == "survival":
         events = train.y[train.y[:, 1] == 1, 0]
@@ -286,6 +287,17 @@ def train_model(
     )
 
 
+def _explanation_summary(model: Any, rows: pd.DataFrame, examples: int = 3) -> dict[str, Any]:
+    """Global importance on the test rows and a few explained example rows, for the report."""
+    from medfusion.services.explaining import explain_rows
+
+    summary = explain_rows(model, rows).as_json("")
+    del summary["model_id"]
+    summary["rows"] = summary["rows"][:examples]
+    summary["n_rows"] = len(rows)
+    return summary
+
+
 def _features(model: Any, frame: pd.DataFrame, outcome: tuple[str, ...]) -> pd.DataFrame:
     names = [str(n) for n in getattr(model, "feature_names_in_", [])]
     missing = [n for n in names if n not in frame.columns]
@@ -320,12 +332,15 @@ def evaluate_model(
 
 
 def predict_with_model(
-    *, model_id: str, data: Path, out: Path, registry_dir: Path | None = None
+    *, model_id: str, data: Path, out: Path, explain: bool = False, registry_dir: Path | None = None
 ) -> PredictResult:
     """Write per-row predictions of a saved model to a CSV file (atomically).
 
     Regression gives ``prediction``; classification ``prediction`` and ``prob_<class>``;
     survival ``risk`` and ``survival_t<time>`` at the training event-time quartiles.
+    With ``explain``, the exact explanation follows: ``explained_<output>`` (the output
+    explained, e.g. ``explained_log_odds``), ``base_value`` and ``contribution_<feature>``
+    per input feature, which sum to it.
     """
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
@@ -345,6 +360,14 @@ def predict_with_model(
         result["prediction"] = fitted.classes_[np.argmax(proba, axis=1)]
         for index, label in enumerate(fitted.classes_):
             result[f"prob_{label}"] = proba[:, index]
+    if explain:
+        from medfusion.services.explaining import explain_rows
+
+        explanation = explain_rows(fitted, X)
+        result[f"explained_{explanation.output}"] = explanation.predictions
+        result["base_value"] = explanation.base_value
+        for index, name in enumerate(explanation.features):
+            result[f"contribution_{name}"] = explanation.contributions[:, index]
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:

@@ -1,0 +1,73 @@
+"""Appointment routes: availability, ``$find``, ``$hold``, ``$book`` and ``$cancel``.
+
+Included ahead of the FHIR router so ``/fhir/Appointment/$find`` is not read as an id.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from medfusion.api.errors import FHIR_JSON
+from medfusion.api.fhir import _base, _body, _repo, _resource_response
+from medfusion.services import scheduling
+from medfusion.services.appointment_params import (
+    appointment_from_body,
+    parse_find_request,
+    reason_from_body,
+)
+from medfusion.services.parsing import parse_json
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.put("/api/schedules/{id}/availability")
+async def put_availability(id: str, request: Request) -> Response:
+    rules = parse_json(await _body(request))
+    report = scheduling.set_availability(_repo(request), schedule_id=id, rules=rules)
+    return Response(orjson.dumps(report.to_json()), media_type="application/json")
+
+
+@router.get("/api/schedules/{id}/availability")
+async def get_availability(id: str, request: Request) -> Response:
+    rules = scheduling.availability(_repo(request), schedule_id=id)
+    return Response(orjson.dumps(rules), media_type="application/json")
+
+
+@router.post("/fhir/Appointment/$find")
+async def find(request: Request) -> Response:
+    found = parse_find_request(parse_json(await _body(request)))
+    bundle = scheduling.find(
+        _repo(request),
+        start=found.start,
+        end=found.end,
+        practitioner=found.practitioner,
+        location=found.location,
+        service_type=found.service_type,
+        count=found.count,
+    )
+    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
+
+
+@router.post("/fhir/Appointment/$hold")
+async def hold(request: Request) -> Response:
+    appointment = appointment_from_body(parse_json(await _body(request)))
+    held = scheduling.hold(_repo(request), appointment=appointment)
+    return Response(orjson.dumps(held), media_type=FHIR_JSON)
+
+
+@router.post("/fhir/Appointment/$book")
+async def book(request: Request) -> Response:
+    appointment = appointment_from_body(parse_json(await _body(request)))
+    stored = scheduling.book(_repo(request), appointment=appointment)
+    return _resource_response(stored, 201, base=_base(request))
+
+
+@router.post("/fhir/Appointment/{id}/$cancel")
+async def cancel(id: str, request: Request) -> Response:
+    reason = reason_from_body(parse_json(await _body(request)))
+    stored = scheduling.cancel(_repo(request), appointment_id=id, reason=reason)
+    return _resource_response(stored)
