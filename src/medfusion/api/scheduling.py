@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from medfusion.api.errors import FHIR_JSON
-from medfusion.api.fhir import _base, _body, _repo, _resource_response
+from medfusion.api.http import base_url, read_body, repo_of, resource_response
 from medfusion.services import scheduling
 from medfusion.services.appointment_params import (
     appointment_from_body,
@@ -26,22 +26,22 @@ router = APIRouter()
 
 @router.put("/api/schedules/{id}/availability")
 async def put_availability(id: str, request: Request) -> Response:
-    rules = parse_json(await _body(request))
-    report = scheduling.set_availability(_repo(request), schedule_id=id, rules=rules)
+    rules = parse_json(await read_body(request))
+    report = scheduling.set_availability(repo_of(request), schedule_id=id, rules=rules)
     return Response(orjson.dumps(report.to_json()), media_type="application/json")
 
 
 @router.get("/api/schedules/{id}/availability")
 async def get_availability(id: str, request: Request) -> Response:
-    rules = scheduling.availability(_repo(request), schedule_id=id)
+    rules = scheduling.availability(repo_of(request), schedule_id=id)
     return Response(orjson.dumps(rules), media_type="application/json")
 
 
 @router.post("/fhir/Appointment/$find")
 async def find(request: Request) -> Response:
-    found = parse_find_request(parse_json(await _body(request)))
+    found = parse_find_request(parse_json(await read_body(request)))
     bundle = scheduling.find(
-        _repo(request),
+        repo_of(request),
         start=found.start,
         end=found.end,
         practitioner=found.practitioner,
@@ -54,20 +54,20 @@ async def find(request: Request) -> Response:
 
 @router.post("/fhir/Appointment/$hold")
 async def hold(request: Request) -> Response:
-    appointment = appointment_from_body(parse_json(await _body(request)))
-    held = scheduling.hold(_repo(request), appointment=appointment)
+    appointment = appointment_from_body(parse_json(await read_body(request)))
+    held = scheduling.hold(repo_of(request), appointment=appointment)
     return Response(orjson.dumps(held), media_type=FHIR_JSON)
 
 
 @router.post("/fhir/Appointment/$book")
 async def book(request: Request) -> Response:
-    appointment = appointment_from_body(parse_json(await _body(request)))
-    stored = scheduling.book(_repo(request), appointment=appointment)
-    return _resource_response(stored, 201, base=_base(request))
+    appointment = appointment_from_body(parse_json(await read_body(request)))
+    stored = scheduling.book(repo_of(request), appointment=appointment)
+    return resource_response(stored, 201, base=base_url(request))
 
 
 @router.post("/fhir/Appointment/{id}/$cancel")
 async def cancel(id: str, request: Request) -> Response:
-    reason = reason_from_body(parse_json(await _body(request)))
-    stored = scheduling.cancel(_repo(request), appointment_id=id, reason=reason)
-    return _resource_response(stored)
+    reason = reason_from_body(parse_json(await read_body(request)))
+    stored = scheduling.cancel(repo_of(request), appointment_id=id, reason=reason)
+    return resource_response(stored)

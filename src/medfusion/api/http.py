@@ -1,0 +1,63 @@
+"""Request and response helpers shared by the API's routers."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from medfusion.api.errors import FHIR_JSON
+from medfusion.config import get_settings
+from medfusion.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedError
+from medfusion.fhir.repository import FhirRepository, StoredResource
+
+__all__ = ["base_url", "http_date", "read_body", "repo_of", "resource_response"]
+
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
+
+
+def repo_of(request: Request) -> FhirRepository:
+    """The store the application serves."""
+    repo: FhirRepository = request.app.state.repo
+    return repo
+
+
+def base_url(request: Request) -> str:
+    """The FHIR base URL: ``settings.base_url``, else the request's own origin + ``/fhir``."""
+    configured = get_settings().base_url
+    return configured.rstrip("/") if configured else f"{str(request.base_url).rstrip('/')}/fhir"
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, checked for a JSON content type, the size cap and emptiness."""
+    content_type = request.headers.get("content-type", "application/fhir+json").split(";")[0].strip()
+    if content_type and content_type not in _JSON_TYPES:
+        raise UnsupportedError(
+            f"content type '{content_type[:64]}' is not supported; send application/fhir+json"
+        )
+    limit = get_settings().max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the body exceeds the {limit}-byte limit")
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLargeError(f"the body exceeds the {limit}-byte limit")
+    if not body:
+        raise InvalidRequestError("the request has no body", code="required")
+    return body
+
+
+def resource_response(
+    stored: StoredResource, status: int = 200, *, base: str | None = None, prefer: str | None = None
+) -> Response:
+    """A resource's stored bytes with ``ETag``, ``Last-Modified`` and, given ``base``, ``Location``."""
+    headers = {"ETag": stored.etag, "Last-Modified": http_date(stored)}
+    if base is not None:
+        headers["Location"] = f"{base}/{stored.resource_type}/{stored.id}/_history/{stored.version}"
+    if prefer and "return=minimal" in prefer:
+        return Response(status_code=status, headers=headers)
+    return Response(stored.body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def http_date(stored: StoredResource) -> str:
+    """``Last-Modified`` in the HTTP date format."""
+    return stored.last_updated.strftime("%a, %d %b %Y %H:%M:%S GMT")
