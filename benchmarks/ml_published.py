@@ -24,25 +24,17 @@ from sklearn.model_selection import train_test_split
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from medfusion.config import get_settings
-from medfusion.ml import CoxModel, Estimate, LinearModel, LogisticModel, cross_validate, evaluate
+from medfusion.ml import (
+    CoxModel,
+    Estimate,
+    LinearModel,
+    LogisticModel,
+    cross_validate,
+    evaluate,
+    load_cleveland,
+)
 
 Row = tuple[str, str, Estimate, str, str]
-CLEVELAND = [
-    "age",
-    "sex",
-    "cp",
-    "trestbps",
-    "chol",
-    "fbs",
-    "restecg",
-    "thalach",
-    "exang",
-    "oldpeak",
-    "slope",
-    "ca",
-    "thal",
-    "num",
-]
 
 
 def _ci(e: Estimate) -> str:
@@ -51,10 +43,8 @@ def _ci(e: Estimate) -> str:
 
 def cleveland(data: Path) -> list[Row]:
     """UCI Cleveland, ``num > 0``, logistic, 10-fold stratified CV (pooled out-of-fold)."""
-    frame = pd.read_csv(
-        data / "tabular/processed.cleveland.data", header=None, names=CLEVELAND, na_values="?"
-    )
-    y = (frame.pop("num") > 0).astype(int).to_numpy()
+    frame = load_cleveland(data / "tabular/processed.cleveland.data")
+    y = frame.pop("target").to_numpy()
     # Nominal codes (chest-pain type, ECG, slope, thallium) are categories, not quantities.
     for column in ("cp", "restecg", "slope", "thal"):
         frame[column] = frame[column].map(lambda v: "missing" if pd.isna(v) else str(int(v)))

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medfusion.cli.main import app
+from medfusion.ml import load_cleveland
 from medfusion.services.training import train_model
 
 runner = CliRunner()
@@ -194,24 +195,7 @@ def test_cleveland_from_shared_data(data_dir: Path, tmp_path: Path, models_dir: 
     source = data_dir / "tabular" / "processed.cleveland.data"
     if not source.is_file():
         pytest.skip(f"{source} is absent")
-    names = [
-        "age",
-        "sex",
-        "cp",
-        "trestbps",
-        "chol",
-        "fbs",
-        "restecg",
-        "thalach",
-        "exang",
-        "oldpeak",
-        "slope",
-        "ca",
-        "thal",
-        "num",
-    ]
-    frame = pd.read_csv(source, header=None, names=names, na_values="?")
-    frame["target"] = (frame.pop("num") > 0).astype(int)
+    frame = load_cleveland(source)
     path = tmp_path / "cleveland.parquet"
     frame.to_parquet(path)
     result = runner.invoke(app, ["train", "logistic", "--data", str(path), "--json"])

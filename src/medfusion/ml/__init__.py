@@ -11,7 +11,16 @@ from typing import Any
 
 from medfusion.errors import InvalidRequestError
 from medfusion.ml._cox import CoxModel, survival_target
-from medfusion.ml._data import TabularData, Task, fingerprint, prepare, read_table, split_features
+from medfusion.ml._data import (
+    TabularData,
+    Task,
+    fingerprint,
+    model_features,
+    prepare,
+    read_table,
+    split_features,
+)
+from medfusion.ml._datasets import CLEVELAND_COLUMNS, load_cleveland
 from medfusion.ml._describe import library_versions, metrics_json, model_details, outcome_summary
 from medfusion.ml._estimators import LinearModel, LogisticModel, TabularEstimator, make_preprocessor
 from medfusion.ml._evaluate import Evaluation, cross_validate, evaluate, survival_grid
@@ -47,6 +56,7 @@ from medfusion.ml._report import model_card, run_report
 from medfusion.ml._shapley import DeletionResult, background_reference, deletion_test, shapley_values
 
 __all__ = [
+    "CLEVELAND_COLUMNS",
     "MODEL_KINDS",
     "CensoringSurvival",
     "CoxModel",
@@ -80,11 +90,13 @@ __all__ = [
     "integrated_brier_score",
     "kaplan_meier",
     "library_versions",
+    "load_cleveland",
     "make_estimator",
     "make_preprocessor",
     "metrics_json",
     "model_card",
     "model_details",
+    "model_features",
     "multiclass_metrics",
     "odds_ratios",
     "outcome_summary",

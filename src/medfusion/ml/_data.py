@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -115,6 +115,15 @@ class TabularData:
     y: np.ndarray
     task: Task
     outcome: tuple[str, ...]
+
+
+def model_features(model: Any, frame: pd.DataFrame, outcome: tuple[str, ...]) -> pd.DataFrame:
+    """The columns a fitted model was trained on, in its order; a missing one is a ``DataError``."""
+    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise DataError(f"the data lacks feature columns the model needs: {', '.join(missing)}")
+    return split_features(frame[names], outcome)
 
 
 def split_features(frame: pd.DataFrame, outcome: tuple[str, ...]) -> pd.DataFrame:

@@ -27,11 +27,11 @@ from medfusion.ml import (
     LogisticModel,
     Registry,
     explain_linear,
+    model_features,
     odds_ratios,
     plot_explanation,
     read_table,
     shapley_values,
-    split_features,
 )
 
 __all__ = ["ExplainResult", "Method", "explain_model", "explain_rows"]
@@ -81,14 +81,6 @@ def explain_rows(
         return explain_linear(model, features)
     predict, output = _output(model)
     return shapley_values(predict, features, features, output=output, seed=seed)
-
-
-def _features(model: Any, frame: pd.DataFrame, outcome: tuple[str, ...]) -> pd.DataFrame:
-    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
-    missing = [n for n in names if n not in frame.columns]
-    if missing:
-        raise DataError(f"the data lacks feature columns the model needs: {', '.join(missing)}")
-    return split_features(frame[names], outcome)
 
 
 def _write(path: Path, payload: bytes) -> None:
@@ -141,7 +133,7 @@ def explain_model(
         raise DataError(f"--rows must be at least 1, got {rows}")
     fitted, record = Registry(registry_dir or get_settings().models_dir).load(model_id)
     outcome = tuple(c for c in record.metadata.get("data", {}).get("outcome", []) if c)
-    table = _features(fitted, read_table(data), outcome)
+    table = model_features(fitted, read_table(data), outcome)
     if rows is not None:
         table = table.iloc[:rows]
     explanation = explain_rows(fitted, table, method=method, seed=seed)

@@ -36,12 +36,12 @@ from medfusion.ml import (
     metrics_json,
     model_card,
     model_details,
+    model_features,
     outcome_summary,
     plot_evaluation,
     prepare,
     read_table,
     run_report,
-    split_features,
 )
 
 __all__ = [
@@ -298,14 +298,6 @@ def _explanation_summary(model: Any, rows: pd.DataFrame, examples: int = 3) -> d
     return summary
 
 
-def _features(model: Any, frame: pd.DataFrame, outcome: tuple[str, ...]) -> pd.DataFrame:
-    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
-    missing = [n for n in names if n not in frame.columns]
-    if missing:
-        raise DataError(f"the data lacks feature columns the model needs: {', '.join(missing)}")
-    return split_features(frame[names], outcome)
-
-
 def evaluate_model(
     *, model_id: str, data: Path, n_bootstrap: int = 500, seed: int = 42, registry_dir: Path | None = None
 ) -> EvaluateResult:
@@ -317,7 +309,7 @@ def evaluate_model(
     prepared = prepare(
         read_table(data), model=meta["model"], target=info["target"], time=info["time"], event=info["event"]
     )
-    X = _features(fitted, prepared.X, prepared.outcome)
+    X = model_features(fitted, prepared.X, prepared.outcome)
     evaluation = evaluate(fitted, X, prepared.y, task=meta["task"], n_boot=n_bootstrap, seed=seed)
     return EvaluateResult(
         record.model_id,
@@ -345,7 +337,7 @@ def predict_with_model(
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
     info = meta["data"]
-    X = _features(fitted, read_table(data), tuple(c for c in info["outcome"] if c))
+    X = model_features(fitted, read_table(data), tuple(c for c in info["outcome"] if c))
     result = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
     if meta["task"] == "regression":
         result["prediction"] = fitted.predict(X)
