@@ -1,6 +1,7 @@
-"""Appointment routes: availability, ``$find``, ``$hold``, ``$book`` and ``$cancel``.
+"""Appointment routes: availability, ``$find``, ``$hold``, ``$book``, ``$cancel``, ``$reschedule``.
 
-Included ahead of the FHIR router so ``/fhir/Appointment/$find`` is not read as an id.
+Included ahead of the FHIR router so ``/fhir/Appointment/$find`` is not read as an id, and
+so a plain ``POST /fhir/Appointment`` that books Slots goes through the booking rules.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from fastapi.responses import Response
 
 from medfusion.api.errors import FHIR_JSON
 from medfusion.api.http import base_url, read_body, repo_of, resource_response
-from medfusion.services import scheduling
+from medfusion.errors import InvalidRequestError
+from medfusion.services import records, scheduling
 from medfusion.services.appointment_params import (
     appointment_from_body,
     parse_find_request,
     reason_from_body,
+    slots_from_body,
 )
 from medfusion.services.parsing import parse_json
 
@@ -71,3 +74,41 @@ async def cancel(id: str, request: Request) -> Response:
     reason = reason_from_body(parse_json(await read_body(request)))
     stored = scheduling.cancel(repo_of(request), appointment_id=id, reason=reason)
     return resource_response(stored)
+
+
+@router.post("/fhir/Appointment/{id}/$reschedule")
+async def reschedule(id: str, request: Request) -> Response:
+    slots = slots_from_body(parse_json(await read_body(request)))
+    stored = scheduling.reschedule(repo_of(request), appointment_id=id, slots=slots)
+    return resource_response(stored)
+
+
+@router.post("/fhir/Appointment")
+async def create(request: Request) -> Response:
+    """A plain create; a ``booked`` Appointment that names Slots is booked like ``$book``.
+
+    Otherwise a create that names Slots would bypass the double-booking rules. Other
+    statuses (proposed, cancelled, fulfilled, ...) do not take a Slot now, so they are
+    stored as they are, like any resource.
+    """
+    raw = await read_body(request)
+    body = parse_json(raw)
+    if isinstance(body, dict) and body.get("status") == "booked" and body.get("slot"):
+        if request.headers.get("if-none-exist"):
+            raise InvalidRequestError(
+                "a conditional create cannot book Slots; use $book", expression=["Appointment.slot"]
+            )
+        stored = scheduling.book(repo_of(request), appointment=body)
+        return resource_response(stored, 201, base=base_url(request), prefer=request.headers.get("prefer"))
+    outcome = records.create(
+        repo_of(request),
+        resource_type="Appointment",
+        body=raw,
+        if_none_exist=request.headers.get("if-none-exist"),
+    )
+    return resource_response(
+        outcome.stored,
+        201 if outcome.created else 200,
+        base=base_url(request),
+        prefer=request.headers.get("prefer"),
+    )

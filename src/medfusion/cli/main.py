@@ -181,6 +181,13 @@ def _register_ml() -> None:
     app.add_typer(ml.models_app, name="models")
 
 
+def _register_quality() -> None:
+    from medfusion.cli.quality import check, quality_app
+
+    quality_app.command("check")(friendly(check))
+    app.add_typer(quality_app, name="quality")
+
+
 def _register_schedule() -> None:
     from medfusion.cli.schedule import schedule_app, set_availability
 
@@ -226,6 +233,7 @@ def _progress() -> Progress:
 
 _register_synth()
 _register_ml()
+_register_quality()
 _register_schedule()
 
 

@@ -73,6 +73,12 @@ def train(
         help="Estimator parameter KEY=VALUE (repeatable): alpha=1.0 (ridge), penalty=l1, C=0.5.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last line."),
+    quality: str = typer.Option(
+        "warn", "--quality", help="Data-quality gate: off, warn (report) or strict (refuse on errors)."
+    ),
+    quality_config: Path | None = typer.Option(
+        None, "--quality-config", help="TOML or JSON file overriding the quality catalogue."
+    ),
 ) -> None:
     """Train a model, evaluate it with bootstrap CIs, and save it to the registry."""
     from medfusion.cli.main import _progress
@@ -94,6 +100,15 @@ def train(
             progress=lambda step, done, total: bar.update(
                 task, description=step, completed=done, total=total
             ),
+            quality=quality,
+            quality_config=quality_config,
+        )
+    for finding in result.quality_findings:
+        # stderr, so that --json keeps its last stdout line to itself.
+        typer.echo(
+            f"quality {finding['severity']}: {finding['check']} on {finding['column'] or 'the table'}: "
+            f"{finding['count']} ({finding['message']})",
+            err=True,
         )
     if as_json:
         typer.echo(json.dumps(result.as_json()))

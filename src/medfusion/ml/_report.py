@@ -128,6 +128,36 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
                 + ", ".join(f"{k} {v}" for k, v in meta["libraries"].items())
             ],
         ),
+        *_quality_section(meta.get("quality")),
+    ]
+
+
+def _quality_section(quality: Mapping[str, Any] | None) -> list[tuple[str, list[Block]]]:
+    """The data-quality findings of the training table (``--quality warn``); rows, never values."""
+    if not quality or quality.get("mode") == "off":
+        return []
+    findings = quality.get("findings", [])
+    head = f"Checked with catalogue {quality['catalogue_version']} ({quality['mode']} mode): "
+    if not findings:
+        return [("Data quality", [head + "no check failed."])]
+    rows = [
+        [
+            f["check"],
+            f["severity"],
+            str(f["column"] or "-"),
+            str(f["count"]),
+            ", ".join(str(e["row"]) for e in f["examples"]),
+        ]
+        for f in findings
+    ]
+    return [
+        (
+            "Data quality",
+            [
+                head + f"{len(findings)} failed.",
+                (["check", "severity", "column", "count", "example rows"], rows),
+            ],
+        )
     ]
 
 

@@ -11,8 +11,13 @@ from typing import Any
 import orjson
 
 from medfusion.config import get_settings
-from medfusion.errors import BusinessRuleError, InvalidRequestError
-from medfusion.fhir.repository import FhirTransaction, StoredResource
+from medfusion.errors import (
+    BusinessRuleError,
+    ConflictError,
+    InvalidRequestError,
+    PreconditionFailedError,
+)
+from medfusion.fhir.repository import FhirTransaction, StoredResource, WriteRequest
 from medfusion.fhir.resource import now_utc
 from medfusion.fhir.search import parse_search
 from medfusion.scheduling import AvailabilityRules, SlotTime, generate_slots, parse_rules
@@ -37,6 +42,7 @@ __all__ = [
     "slot_id",
     "slot_ids",
     "slots_of",
+    "take_slots",
     "taken_intervals",
     "token",
     "token_digest",
@@ -270,3 +276,39 @@ def release(tx: FhirTransaction, found: StoredResource, slot: dict[str, Any]) ->
         body = slot_body(schedule_id, rules, candidate)
         if candidate.start >= now_utc() and body["id"] not in bodies and not overlaps(candidate, taken):
             tx.write("Slot", body["id"], body, expected_version=0)
+
+
+def take_slots(tx: FhirTransaction, appointment: dict[str, Any]) -> None:
+    """Inside ``tx``: write a just-created ``booked`` Appointment's Slots ``busy``, or fail.
+
+    Other statuses, and Appointments without Slots, take nothing.
+
+    The hook for transaction Bundles, whose creates are written together first (so a Slot
+    created in the same Bundle is found here). Same compare-and-set as ``book``.
+
+    Raises
+    ------
+    ConflictError
+        A Slot is not free, or a concurrent booking took it.
+    InvalidRequestError
+        A Slot reference is malformed or names no Slot.
+    """
+    if appointment.get("status") != "booked" or not appointment.get("slot"):
+        return
+    now, writes = now_utc(), []
+    for id in slot_ids(appointment):
+        found = tx.read_current("Slot", id)
+        if found is None or found.deleted:
+            raise InvalidRequestError(
+                f"Slot/{id} does not exist", code="not-found", expression=["Appointment.slot"]
+            )
+        body = found.json()
+        if not available(body, now, hold_token(appointment)):
+            raise ConflictError(f"Slot/{id} is already taken", expression=["Appointment.slot"])
+        writes.append(WriteRequest("Slot", id, {**without_hold(body), "status": "busy"}, found.version))
+    try:
+        tx.write_many(writes)
+    except PreconditionFailedError:
+        raise ConflictError(
+            "the slot was taken by a concurrent booking", expression=["Appointment.slot"]
+        ) from None

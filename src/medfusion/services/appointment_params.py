@@ -2,7 +2,7 @@
 
 ``$find`` takes ``start``, ``end``, ``practitioner``, ``location``, ``service-type`` and
 ``_count``; ``$book`` an Appointment (bare, or as the ``appt-resource`` parameter);
-``$cancel`` a ``reason``.
+``$cancel`` a ``reason``; ``$reschedule`` the new ``slot`` reference(s).
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from typing import Any
 
 from medfusion.errors import InvalidRequestError, UnsupportedError
 
-__all__ = ["FindRequest", "appointment_from_body", "parse_find_request", "reason_from_body"]
+__all__ = [
+    "FindRequest",
+    "appointment_from_body",
+    "parse_find_request",
+    "reason_from_body",
+    "slots_from_body",
+]
 
 _FIND_NAMES = {"start", "end", "practitioner", "location", "service-type", "_count"}
 _UNSUPPORTED = {"specialty", "visit-type"}
@@ -139,3 +145,28 @@ def reason_from_body(payload: Any) -> str:
             "a cancellation needs a non-empty 'reason'", code="required", expression=["reason"]
         )
     return reason
+
+
+def slots_from_body(payload: Any) -> list[str]:
+    """The new Slot references of ``$reschedule``.
+
+    Accepted: a Parameters resource with one ``slot`` part (``valueReference``) per Slot,
+    an Appointment (or any JSON object) whose ``slot`` lists the new Slots, or
+    ``{"slot": ["Slot/a", ...]}``.
+    """
+    if not isinstance(payload, dict):
+        raise InvalidRequestError("the body must be a JSON object or a Parameters resource")
+    if payload.get("resourceType") == "Parameters":
+        # Repeated ``slot`` parts, so not ``_flatten`` (which keeps one value per name).
+        items: list[Any] = [
+            _scalar(part) for part in payload.get("parameter", []) if part.get("name") == "slot"
+        ]
+    else:
+        listed = payload.get("slot", [])
+        items = listed if isinstance(listed, list) else [listed]
+    refs = [i.get("reference") if isinstance(i, dict) else i for i in items]
+    if not refs or not all(isinstance(r, str) for r in refs):
+        raise InvalidRequestError(
+            "$reschedule needs the new Slot reference(s) in 'slot'", code="required", expression=["slot"]
+        )
+    return [r for r in refs if isinstance(r, str)]

@@ -30,6 +30,7 @@ from medfusion.fhir.repository import FhirRepository, FhirTransaction, StoredRes
 from medfusion.fhir.resource import format_instant, now_utc
 from medfusion.fhir.search import parse_search, search_in_memory
 from medfusion.services import records
+from medfusion.services._slot_store import take_slots
 from medfusion.services.parsing import check_type, parse_query, parse_resource
 
 __all__ = ["BundleReport", "EntryResult", "process_bundle"]
@@ -379,6 +380,10 @@ class _Transaction:
             raise BundleEntryError(index, error) from None
         for entry, version in zip(creates, stored, strict=True):
             self.results[entry.index] = EntryResult("201 Created", version)
+            # A booked Appointment posted through the API takes its Slots like ``$book``;
+            # the importer (``keep_ids``) stores records as they are, Slots or not.
+            if not self.keep_ids and entry.resource_type == "Appointment":
+                self._guard(entry, lambda e: take_slots(self.tx, e.resource or {}))
 
     def _other(self, entry: _Entry) -> None:
         if entry.method == "PUT":

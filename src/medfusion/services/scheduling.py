@@ -1,4 +1,4 @@
-"""Appointments: availability, ``$find``, ``$hold``, ``$book`` and cancellation.
+"""Appointments: availability, ``$find``, ``$hold``, ``$book``, ``$reschedule`` and cancellation.
 
 Availability rules are stored on the Schedule itself, as the JSON text of the extension
 :data:`RULES_URL`, so they version with it and travel with exports. Setting them
@@ -38,6 +38,7 @@ from medfusion.fhir.resource import now_utc
 from medfusion.fhir.search import parse_search
 from medfusion.scheduling import AvailabilityRules, generate_slots, parse_rules
 from medfusion.services._holds import hold
+from medfusion.services._reschedule import reschedule
 from medfusion.services._slot_store import (
     HOLD_URL,
     RULES_URL,
@@ -72,6 +73,7 @@ __all__ = [
     "cancel",
     "find",
     "hold",
+    "reschedule",
     "rules_of",
     "set_availability",
     "slot_id",

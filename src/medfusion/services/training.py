@@ -43,6 +43,8 @@ from medfusion.ml import (
     read_table,
     run_report,
 )
+from medfusion.quality import CATALOGUE_VERSION
+from medfusion.services.quality import quality_gate
 
 __all__ = [
     "EvaluateResult",
@@ -90,6 +92,7 @@ class TrainResult(EvaluateResult):
 
     record: ModelRecord | None = None
     plots: list[str] = field(default_factory=list)
+    quality_findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,8 @@ def train_model(
     n_bootstrap: int = 500,
     registry_dir: Path | None = None,
     progress: Progress | None = None,
+    quality: str = "warn",
+    quality_config: Path | None = None,
 ) -> TrainResult:
     """Train a model on a table, evaluate it with CIs, and save it with report and card.
 
@@ -171,11 +176,15 @@ def train_model(
         Registry folder (default ``Settings.models_dir``).
     progress
         Called with ``(step, done, total)``.
+    quality, quality_config
+        Data-quality gate (``off``, ``warn``, ``strict``) and an optional catalogue override;
+        see :func:`medfusion.services.quality.quality_gate`.
 
     Raises
     ------
     DataError
-        Unusable input; nothing is written.
+        Unusable input, or (``quality="strict"``) an error-severity quality check failed;
+        nothing is written.
     """
     started = clock.perf_counter()
     total, done = 6 + (cv or 0), 0
@@ -188,6 +197,8 @@ def train_model(
 
     estimator = make_estimator(model, random_state=seed, **(params or {}))
     frame = read_table(data)
+    checked = quality_gate(frame, mode=quality, config=quality_config)
+    findings = [f.to_dict(examples=3, values=False) for f in checked.findings] if checked else []
     full = prepare(frame, model=model, target=target, time=time, event=event)
     if test_data is not None:
         train = full
@@ -248,6 +259,7 @@ def train_model(
         "libraries": library_versions(),
         **model_details(model, fitted),
         "explanation": _explanation_summary(fitted, test.X),
+        "quality": {"mode": quality, "catalogue_version": CATALOGUE_VERSION, "findings": findings},
     }
     if train.task == "survival":
         events = train.y[train.y[:, 1] == 1, 0]
@@ -284,6 +296,7 @@ def train_model(
         evaluation,
         record,
         sorted(plots),
+        findings,
     )
 
 
