@@ -83,9 +83,7 @@ def _describe(klass: Any) -> dict[str, Any]:
     if decorators.field_validators or decorators.validators:
         raise ValueError(f"{klass.__name__} has field validators")
     for name in decorators.model_validators:
-        if name not in _BASE_MODEL_VALIDATORS and (klass.__name__, name) not in (
-            _KNOWN_EXTRA_VALIDATORS
-        ):
+        if name not in _BASE_MODEL_VALIDATORS and (klass.__name__, name) not in (_KNOWN_EXTRA_VALIDATORS):
             raise ValueError(f"{klass.__name__} has unknown model validator {name}")
     elements: dict[str, list[Any]] = {}
     python_names: dict[str, str] = {}
@@ -101,11 +99,18 @@ def _describe(klass: Any) -> dict[str, Any]:
         item_nullable = False
         if is_list:
             tp, item_nullable = _strip_optional(typing.get_args(tp)[0])
-        elements[key] = [_type_name(tp), int(is_list), int(info.is_required()),
-                         int(nullable), int(item_nullable)]
+        elements[key] = [
+            _type_name(tp),
+            int(is_list),
+            int(info.is_required()),
+            int(nullable),
+            int(item_nullable),
+        ]
     choices = [
-        [int(klass.model_fields[fields[0]].json_schema_extra["one_of_many_required"] is True),
-         [klass.model_fields[f].alias or f for f in fields]]
+        [
+            int(klass.model_fields[fields[0]].json_schema_extra["one_of_many_required"] is True),
+            [klass.model_fields[f].alias or f for f in fields],
+        ]
         for fields in klass.get_one_of_many_fields(None).values()
     ]
     aliases = {name: (info.alias or name) for name, info in klass.model_fields.items()}

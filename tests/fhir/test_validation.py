@@ -116,12 +116,28 @@ def _mutations(resource: dict[str, Any], rng: random.Random) -> Iterator[tuple[s
     nodes = list(_paths(resource))[1:]
     objects = [p for p, v in nodes if isinstance(v, dict)] + [()]
     strings = [p for p, v in nodes if isinstance(v, str) and p[-1] != "resourceType"]
-    singles = [p for p, v in nodes if isinstance(p[-1], str) and not isinstance(v, list)
-               and p[-1] != "resourceType"]
+    singles = [
+        p for p, v in nodes if isinstance(p[-1], str) and not isinstance(v, list) and p[-1] != "resourceType"
+    ]
     lists = [p for p, v in nodes if isinstance(v, list) and v]
-    dates = [p for p in strings if p[-1] in ("birthDate", "date", "issued", "start", "end",
-                                             "effectiveDateTime", "onsetDateTime", "created",
-                                             "recordedDate", "authoredOn", "lastUpdated")]
+    dates = [
+        p
+        for p in strings
+        if p[-1]
+        in (
+            "birthDate",
+            "date",
+            "issued",
+            "start",
+            "end",
+            "effectiveDateTime",
+            "onsetDateTime",
+            "created",
+            "recordedDate",
+            "authoredOn",
+            "lastUpdated",
+        )
+    ]
     spec = load_types()[resource["resourceType"]]
     required = [k for k in spec.required if k in resource]
     required += [k for k, _ in spec.required_primitives if k in resource]
@@ -131,8 +147,9 @@ def _mutations(resource: dict[str, Any], rng: random.Random) -> Iterator[tuple[s
         edits.append(("drop required", lambda r: r.pop(key)))
     if objects:
         obj = rng.choice(objects)
-        edits.append(("unknown key", lambda r: _set(r, (*obj, "zzUnknown"), "x") if obj
-                      else r.update(zzUnknown="x")))
+        edits.append(
+            ("unknown key", lambda r: _set(r, (*obj, "zzUnknown"), "x") if obj else r.update(zzUnknown="x"))
+        )
     if dates:
         date = rng.choice(dates)
         edits.append(("garbage date", lambda r: _set(r, date, "2020-02-31")))
@@ -210,24 +227,101 @@ def test_lax_coercions_get_the_reference_decision(name: str, resource: dict[str,
 
 
 _ADAPTER_NAMES = {
-    "string": "StringType", "markdown": "MarkdownType", "uri": "UriType",
-    "canonical": "CanonicalType", "url": "UrlType", "xhtml": "XhtmlType", "code": "CodeType",
-    "id": "IdType", "oid": "OidType", "base64Binary": "Base64BinaryType",
-    "boolean": "BooleanType", "integer": "IntegerType", "unsignedInt": "UnsignedIntType",
-    "positiveInt": "PositiveIntType", "decimal": "DecimalType", "date": "DateType",
-    "dateTime": "DateTimeType", "instant": "InstantType", "time": "TimeType",
+    "string": "StringType",
+    "markdown": "MarkdownType",
+    "uri": "UriType",
+    "canonical": "CanonicalType",
+    "url": "UrlType",
+    "xhtml": "XhtmlType",
+    "code": "CodeType",
+    "id": "IdType",
+    "oid": "OidType",
+    "base64Binary": "Base64BinaryType",
+    "boolean": "BooleanType",
+    "integer": "IntegerType",
+    "unsignedInt": "UnsignedIntType",
+    "positiveInt": "PositiveIntType",
+    "decimal": "DecimalType",
+    "date": "DateType",
+    "dateTime": "DateTimeType",
+    "instant": "InstantType",
+    "time": "TimeType",
 }
 _SEEDS = [
-    "", " ", "a", "a b", "a  b", " a", "a\n", "\t", "\x0b", "\x1c", "\u00a0", "\u2003x", "Zoë",
-    "abc-1.2", "a" * 255, "a" * 256, "a_b", "urn:oid:1.2.3", "urn:oid:3.1", "urn:oid:1.02",
-    "YWJj", "YWJ", "YW Jj", "!!!!", "0", "-0", "01", "1.50", "-1e5", "1E+5", "1.", ".5",
-    "+1", "1_000", "1e", "2020", "0000", "2020-1", "2020-02", "2020-13", "2020-02-29",
-    "2019-02-29", "2021-04-31", "2020-01-01T10:00:00Z", "2020-01-01T10:00:00",
-    "2020-01-01T10:00Z", "2020-01-01T24:00:00Z", "2020-01-01T23:59:60.123+14:00",
-    "2020-01-01T10:00:00+14:01", "2020-01-01T10:00:00.1234567890-05:00", "10:00:00",
-    "23:59:60", "24:00:00", "10:00", "10:00:00.5Z", "true", "false", "yes",
-    0, 1, 2, -1, 2**31 - 1, 2**31, -(2**31), 1.0, 1.5, 1e20, float("inf"), float("nan"),
-    True, False, {}, {"a": 1},
+    "",
+    " ",
+    "a",
+    "a b",
+    "a  b",
+    " a",
+    "a\n",
+    "\t",
+    "\x0b",
+    "\x1c",
+    "\u00a0",
+    "\u2003x",
+    "Zoë",
+    "abc-1.2",
+    "a" * 255,
+    "a" * 256,
+    "a_b",
+    "urn:oid:1.2.3",
+    "urn:oid:3.1",
+    "urn:oid:1.02",
+    "YWJj",
+    "YWJ",
+    "YW Jj",
+    "!!!!",
+    "0",
+    "-0",
+    "01",
+    "1.50",
+    "-1e5",
+    "1E+5",
+    "1.",
+    ".5",
+    "+1",
+    "1_000",
+    "1e",
+    "2020",
+    "0000",
+    "2020-1",
+    "2020-02",
+    "2020-13",
+    "2020-02-29",
+    "2019-02-29",
+    "2021-04-31",
+    "2020-01-01T10:00:00Z",
+    "2020-01-01T10:00:00",
+    "2020-01-01T10:00Z",
+    "2020-01-01T24:00:00Z",
+    "2020-01-01T23:59:60.123+14:00",
+    "2020-01-01T10:00:00+14:01",
+    "2020-01-01T10:00:00.1234567890-05:00",
+    "10:00:00",
+    "23:59:60",
+    "24:00:00",
+    "10:00",
+    "10:00:00.5Z",
+    "true",
+    "false",
+    "yes",
+    0,
+    1,
+    2,
+    -1,
+    2**31 - 1,
+    2**31,
+    -(2**31),
+    1.0,
+    1.5,
+    1e20,
+    float("inf"),
+    float("nan"),
+    True,
+    False,
+    {},
+    {"a": 1},
 ]
 
 
@@ -267,8 +361,9 @@ def test_primitive_checks_match_fhir_core(primitive: str) -> None:
 
 
 def test_every_primitive_in_the_table_has_a_check() -> None:
-    used = {el.type for spec in load_types().values() for el in spec.elements.values()
-            if el.kind == PRIMITIVE}
+    used = {
+        el.type for spec in load_types().values() for el in spec.elements.values() if el.kind == PRIMITIVE
+    }
     assert used <= set(CHECKS)
 
 
@@ -278,16 +373,27 @@ def test_every_primitive_in_the_table_has_a_check() -> None:
 @pytest.mark.parametrize(
     ("resource", "expression"),
     [
-        ({"resourceType": "Patient", "name": [{"given": ["Ann", 5]}]},
-         "Patient.name[0].given[1]"),
-        ({"resourceType": "Observation", "status": "final", "code": {},
-          "valueQuantity": {"value": "1,5"}}, "Observation.valueQuantity.value"),
+        ({"resourceType": "Patient", "name": [{"given": ["Ann", 5]}]}, "Patient.name[0].given[1]"),
+        (
+            {"resourceType": "Observation", "status": "final", "code": {}, "valueQuantity": {"value": "1,5"}},
+            "Observation.valueQuantity.value",
+        ),
         ({"resourceType": "Observation", "status": "final"}, "Observation.code"),
         ({"resourceType": "Patient", "birthDate": "1990-02-30"}, "Patient.birthDate"),
-        ({"resourceType": "Patient", "contained": [{"resourceType": "Patient", "x": 1}]},
-         "Patient.contained[0].x"),
-        ({"resourceType": "Observation", "status": "final", "code": {}, "valueString": "a",
-          "valueBoolean": True}, "Observation.value[x]"),
+        (
+            {"resourceType": "Patient", "contained": [{"resourceType": "Patient", "x": 1}]},
+            "Patient.contained[0].x",
+        ),
+        (
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {},
+                "valueString": "a",
+                "valueBoolean": True,
+            },
+            "Observation.value[x]",
+        ),
     ],
 )
 def test_expression_names_the_element(resource: dict[str, Any], expression: str) -> None:
@@ -330,9 +436,12 @@ def test_resource_types() -> None:
 
 
 def test_input_is_not_mutated() -> None:
-    resource = {"resourceType": "Patient", "resource_type": "Patient",
-                "name": [{"resourceType": "HumanName", "given": ["A", None]}],
-                "contained": [{"resourceType": "Observation", "status": "final", "code": {}}]}
+    resource = {
+        "resourceType": "Patient",
+        "resource_type": "Patient",
+        "name": [{"resourceType": "HumanName", "given": ["A", None]}],
+        "contained": [{"resourceType": "Observation", "status": "final", "code": {}}],
+    }
     before = copy.deepcopy(resource)
     validate_resource(resource)
     validate_resource_reference(resource)

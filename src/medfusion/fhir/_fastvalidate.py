@@ -188,8 +188,7 @@ def _has_extension(obj: dict[str, Any], key: str, ext: str | None, spec: TypeSpe
 def _choice(keys: tuple[str, ...]) -> str:
     stem = keys[0]
     # the common lowercase prefix of valueString, valueQuantity, ... is the choice's name
-    while stem and not all(k.startswith(stem) and k[len(stem) : len(stem) + 1].isupper()
-                           for k in keys):
+    while stem and not all(k.startswith(stem) and k[len(stem) : len(stem) + 1].isupper() for k in keys):
         stem = stem[:-1]
     return f"{stem}[x]"
 

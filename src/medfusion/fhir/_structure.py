@@ -83,9 +83,16 @@ def _element(raw: list[Any]) -> ElementSpec:
     else:
         kind = COMPLEX
     accepts_null = bool(nullable) or (not is_list and kind in (COMPLEX, RESOURCE))
-    return ElementSpec(kind, type_name, bool(is_list), bool(required), bool(nullable),
-                       bool(item_nullable), accepts_null,
-                       CHECKS[type_name] if kind == PRIMITIVE else None)
+    return ElementSpec(
+        kind,
+        type_name,
+        bool(is_list),
+        bool(required),
+        bool(nullable),
+        bool(item_nullable),
+        accepts_null,
+        CHECKS[type_name] if kind == PRIMITIVE else None,
+    )
 
 
 def _type(name: str, raw: dict[str, Any]) -> TypeSpec:
@@ -109,9 +116,7 @@ def _type(name: str, raw: dict[str, Any]) -> TypeSpec:
 @cache
 def load_types() -> dict[str, TypeSpec]:
     """Every model class of the table by class name (loaded once, then cached)."""
-    text = resources.files("medfusion.fhir").joinpath("data/r4_structure.json").read_text(
-        encoding="utf-8"
-    )
+    text = resources.files("medfusion.fhir").joinpath("data/r4_structure.json").read_text(encoding="utf-8")
     table = json.loads(text)
     return {name: _type(name, raw) for name, raw in table["types"].items()}
 

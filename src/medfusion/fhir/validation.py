@@ -29,9 +29,7 @@ __all__ = [
 ]
 
 RESOURCE_TYPES: frozenset[str] = frozenset(
-    name
-    for name, spec in load_types().items()
-    if spec.is_resource and name not in abstract_resource_types()
+    name for name, spec in load_types().items() if spec.is_resource and name not in abstract_resource_types()
 )
 """Every concrete R4 resource type the fhir.resources R4B models know."""
 

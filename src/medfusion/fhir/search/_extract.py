@@ -97,9 +97,11 @@ def parse_date(text: str) -> tuple[datetime, datetime] | None:
         elif day is None:
             start = datetime(int(year), int(month), 1, tzinfo=UTC)
             end = _safe(
-                lambda: start.replace(year=start.year + 1, month=1)
-                if start.month == 12
-                else start.replace(month=start.month + 1)
+                lambda: (
+                    start.replace(year=start.year + 1, month=1)
+                    if start.month == 12
+                    else start.replace(month=start.month + 1)
+                )
             )
         elif hour is None:
             start = datetime(int(year), int(month), int(day), tzinfo=UTC)

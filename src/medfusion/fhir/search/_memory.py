@@ -106,9 +106,7 @@ def _token_matches(match: TokenMatch, system: str | None, code: str | None) -> b
 
 
 def _reference_matches(match: ReferenceMatch, target_type: str | None, target_id: str) -> bool:
-    return target_id == match.target_id and (
-        match.target_type is None or target_type == match.target_type
-    )
+    return target_id == match.target_id and (match.target_type is None or target_type == match.target_type)
 
 
 def _rows(entries: IndexEntries, ptype: str, name: str) -> list[tuple[Any, ...]]:
@@ -160,8 +158,7 @@ def _matches(criterion: Criterion, stored: StoredResource, entries: IndexEntries
         if criterion.missing is not None:
             return not criterion.missing
         return any(
-            isinstance(v, DateMatch) and instant_matches(v, stored.last_updated)
-            for v in criterion.values
+            isinstance(v, DateMatch) and instant_matches(v, stored.last_updated) for v in criterion.values
         )
     rows = _rows(entries, criterion.type, criterion.name)
     if criterion.missing is not None:
@@ -229,8 +226,10 @@ def _included(
             if not directives or not param_defs(rtype):
                 continue
             for param, target_type, target_id in extract_index(rtype, stored.json()).references:
-                if target_type == query.resource_type and target_id in ids and any(
-                    _include_param(d, param) for d in directives
+                if (
+                    target_type == query.resource_type
+                    and target_id in ids
+                    and any(_include_param(d, param) for d in directives)
                 ):
                     found[(rtype, rid)] = stored
                     break
@@ -243,9 +242,7 @@ def _include_param(directive: Include, param: str) -> bool:
     return directive.param in ("*", param)
 
 
-def search_in_memory(
-    current: Mapping[tuple[str, str], StoredResource], query: SearchQuery
-) -> SearchResult:
+def search_in_memory(current: Mapping[tuple[str, str], StoredResource], query: SearchQuery) -> SearchResult:
     """Run a search over resources held in memory.
 
     Parameters
