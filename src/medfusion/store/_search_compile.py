@@ -154,16 +154,21 @@ class SearchCompiler:
             condition = sa.and_(a.c.value >= low, a.c.value < high, condition)
         return condition
 
-    def _token(self, a: sa.FromClause, match: TokenMatch, v: _ValueOf) -> _Cond:
+    def _coded(self, a: sa.FromClause, match: TokenMatch | QuantityMatch, v: _ValueOf) -> list[_Cond]:
+        """The ``code`` and ``system`` conditions tokens and quantities share."""
         parts: list[_Cond] = []
         if match.code is not None:
             parts.append(a.c.code == self.bind(_attr(v, "code"), a.c.code))
         if not match.any_system:
+            # ``== None`` compiles to IS NULL; a bound NULL would never match.
             if match.system is None:
                 parts.append(a.c.system.is_(None))
             else:
                 parts.append(a.c.system == self.bind(_attr(v, "system"), a.c.system))
-        return sa.and_(sa.true(), *parts)
+        return parts
+
+    def _token(self, a: sa.FromClause, match: TokenMatch, v: _ValueOf) -> _Cond:
+        return sa.and_(sa.true(), *self._coded(a, match, v))
 
     def _date(self, a: sa.FromClause, match: DateMatch, v: _ValueOf) -> _Cond:
         low, high = a.c.low, a.c.high
@@ -195,15 +200,7 @@ class SearchCompiler:
 
     def _quantity(self, a: sa.FromClause, match: QuantityMatch, v: _ValueOf) -> _Cond:
         value = a.c.value
-        parts: list[_Cond] = []
-        if match.code is not None:
-            parts.append(a.c.code == self.bind(_attr(v, "code"), a.c.code))
-        if not match.any_system:
-            # ``== None`` compiles to IS NULL; a bound NULL would never match.
-            if match.system is None:
-                parts.append(a.c.system.is_(None))
-            else:
-                parts.append(a.c.system == self.bind(_attr(v, "system"), a.c.system))
+        parts = self._coded(a, match, v)
 
         def bound(name: str) -> sa.BindParameter[Any]:
             return self.bind(_attr(v, name), value)
