@@ -14,6 +14,7 @@ from medfusion import __version__
 from medfusion.api.errors import install_error_handlers
 from medfusion.api.fhir import read as fhir_read
 from medfusion.api.fhir import router as fhir_router
+from medfusion.api.fhir import search_get as fhir_search
 from medfusion.api.scheduling import router as scheduling_router
 from medfusion.config import get_settings
 from medfusion.fhir.repository import FhirRepository
@@ -58,8 +59,10 @@ def create_app(repo: FhirRepository | None = None, *, bare_payload: Path | None 
     # Ahead of the FHIR router: ``/fhir/Appointment/$find`` must not match ``/{type}/{id}``.
     app.include_router(scheduling_router)
     app.include_router(fhir_router, prefix="/fhir")
-    # Read by id, the hottest route, also as a plain Starlette route ahead of all others:
-    # matched first and with no FastAPI parameter solving (the FastAPI twin documents it).
+    # Read by id and search, the hottest routes, also as plain Starlette routes ahead of all
+    # others: matched first and with no FastAPI parameter solving (the FastAPI twins
+    # document them in the OpenAPI spec).
+    app.router.routes.insert(0, Route("/fhir/{resource_type}", fhir_search, methods=["GET"]))
     app.router.routes.insert(0, Route("/fhir/{resource_type}/{id}", fhir_read, methods=["GET"]))
     if bare_payload is not None:
         payload = bare_payload.read_bytes()

@@ -11,7 +11,7 @@ from medfusion.services import bundles, records, search
 from medfusion.services.capability import capability_statement
 from medfusion.services.parsing import parse_json, parse_query
 
-__all__ = ["read", "router"]
+__all__ = ["read", "router", "search_get"]
 
 router = APIRouter()
 
@@ -69,6 +69,19 @@ async def system_history(request: Request) -> Response:
 
 @router.get("/{resource_type}")
 async def search_type(resource_type: str, request: Request) -> Response:
+    return _search(resource_type, request, list(request.query_params.multi_items()))
+
+
+async def search_get(request: Request) -> Response:
+    """``GET [type]?...`` as a plain Starlette route, like :func:`read`.
+
+    It sits in front of the router, so it also receives ``/metadata`` and ``/_history``.
+    """
+    resource_type = request.path_params["resource_type"]
+    if resource_type == "metadata":
+        return await metadata(request)
+    if resource_type == "_history":
+        return await system_history(request)
     return _search(resource_type, request, list(request.query_params.multi_items()))
 
 

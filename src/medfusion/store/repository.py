@@ -18,7 +18,7 @@ from medfusion.fhir.resource import now_utc, same_content, stamp
 from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
 from medfusion.store.engine import WRITE
 from medfusion.store.rows import resource_columns, to_stored
-from medfusion.store.search_sql import execute_search
+from medfusion.store.search_sql import execute_search, execute_search_driver
 from medfusion.store.tables import INDEX_TABLES, resource
 
 __all__ = ["SqlRepository", "SqlTransaction"]
@@ -397,6 +397,22 @@ class SqlRepository:
         return StoredResource(
             row[0], row[1], row[2], updated, False, body.encode() if isinstance(body, str) else bytes(body)
         )
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        if query.include or query.revinclude:
+            with self.begin_read() as tx:
+                return tx.search(query)
+        # Like ``read``: the per-thread driver connection, in a read transaction so that
+        # the page and the count query (when one runs) see one snapshot.
+        driver = self._reader()
+        if self._postgres:
+            with driver.transaction():
+                return execute_search_driver(driver, self.engine.dialect, query)
+        driver.execute("BEGIN")
+        try:
+            return execute_search_driver(driver, self.engine.dialect, query)
+        finally:
+            driver.rollback()
 
     def _reader(self) -> Any:
         """This thread's driver connection (sqlite3 or psycopg; both have ``execute``)."""

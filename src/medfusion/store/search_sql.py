@@ -26,7 +26,7 @@ from medfusion.store._search_compile import Getter, SearchCompiler, query_shape
 from medfusion.store.rows import resource_columns, to_stored
 from medfusion.store.tables import idx_reference, resource
 
-__all__ = ["execute_search"]
+__all__ = ["execute_search", "execute_search_driver"]
 
 _Cond = sa.ColumnElement[bool]
 _Convert = Callable[[Any], Any]
@@ -218,6 +218,45 @@ def _revinclude(conn: sa.Connection, query: SearchQuery, ids: list[str], columns
     )
 
 
+_Run = Callable[[_Statement, dict[str, Any]], list[Any]]
+
+
+def _page(plan: _Plan, query: SearchQuery, run: _Run) -> tuple[SearchResult, list[Any]]:
+    """The page of matches and the total, with the driver rows of the page."""
+    values = plan.values(query)
+    if query.summary_count or query.count == 0:
+        total = int(run(plan.count, values)[0][0])
+        return SearchResult(matches=[], total=total, included=[]), []
+    rows = run(plan.page, values)
+    # A short, non-empty page (or an empty first one) already tells the total; only a
+    # full page, or an empty one past the start, needs the count query.
+    if rows and len(rows) < query.count:
+        total = query.offset + len(rows)
+    elif not rows and query.offset == 0:
+        total = 0
+    else:
+        total = int(run(plan.count, values)[0][0])
+    matches = [_stored(row, plan.updated) for row in rows]
+    return SearchResult(matches=matches, total=total, included=[]), rows
+
+
+def execute_search_driver(driver: Any, dialect: Dialect, query: SearchQuery) -> SearchResult:
+    """Run a search without ``_include``/``_revinclude`` on a bare DBAPI connection.
+
+    The hot path of ``GET [type]?...``: the cached SQL goes straight to the driver
+    (sqlite3 or psycopg), skipping SQLAlchemy's per-statement work, which costs more
+    than a typical indexed search itself. The caller holds the snapshot (transaction).
+    """
+    if query.include or query.revinclude:
+        raise ValueError("_include and _revinclude need execute_search")
+
+    def run(statement: _Statement, values: dict[str, Any]) -> list[Any]:
+        rows: list[Any] = driver.execute(statement.sql, statement.params(values)).fetchall()
+        return rows
+
+    return _page(_plan_for(query, dialect), query, run)[0]
+
+
 def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
     """Run a parsed search on the SQL store.
 
@@ -235,23 +274,10 @@ def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
         unless the page itself shows it), and the ``_include``/``_revinclude``
         resources.
     """
-    plan = _plan_for(query, conn.dialect)
-    values = plan.values(query)
-    if query.summary_count or query.count == 0:
-        total = int(_fetch(conn, plan.count, values)[0][0])
-        return SearchResult(matches=[], total=total, included=[])
-    rows = _fetch(conn, plan.page, values)
-    # A short, non-empty page (or an empty first one) already tells the total; only a
-    # full page, or an empty one past the start, needs the count query.
-    if rows and len(rows) < query.count:
-        total = query.offset + len(rows)
-    elif not rows and query.offset == 0:
-        total = 0
-    else:
-        total = int(_fetch(conn, plan.count, values)[0][0])
+    result, rows = _page(_plan_for(query, conn.dialect), query, lambda st, values: _fetch(conn, st, values))
+    matches = result.matches
     if not rows:
-        return SearchResult(matches=[], total=total, included=[])
-    matches = [_stored(row, plan.updated) for row in rows]
+        return result
     included: dict[tuple[str, str], StoredResource] = {}
     if query.include or query.revinclude:
         columns = resource_columns(conn.dialect.name)
@@ -262,4 +288,6 @@ def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
             included[(stored.resource_type, stored.id)] = stored
         for match in matches:
             included.pop((match.resource_type, match.id), None)
-    return SearchResult(matches=matches, total=total, included=[included[key] for key in sorted(included)])
+    return SearchResult(
+        matches=matches, total=result.total, included=[included[key] for key in sorted(included)]
+    )
