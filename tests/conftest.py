@@ -8,6 +8,7 @@ fresh database of its own, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +19,18 @@ import sqlalchemy as sa
 from medfusion.config import get_settings, override_settings
 from medfusion.fhir.memory import InMemoryRepository
 from medfusion.fhir.repository import FhirRepository
+from medfusion.store.crypto import Keyring
 from medfusion.store.engine import make_engine
 from medfusion.store.migrate import upgrade
+from medfusion.store.protection import Protection
 from medfusion.store.repository import SqlRepository
 
 POSTGRES_URL = os.environ.get("MEDFUSION_TEST_POSTGRES_URL")
+# Encryption at rest is on by default: the keyring of this test run lives in a temporary
+# folder (inherited by CLI subprocesses), never in the checkout's .medfusion/.
+os.environ.setdefault(
+    "MEDFUSION_KEY_FILE", str(Path(tempfile.mkdtemp(prefix="medfusion-test-keys-")) / "keys.json")
+)
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 ALL_BACKENDS = ["memory", *SQL_BACKENDS]
@@ -62,7 +70,7 @@ def _sql_repository(backend: str, request: pytest.FixtureRequest, tmp_path: Path
         url = request.getfixturevalue("postgres_url")
     engine = make_engine(url, pool_size=4, max_overflow=4)
     upgrade(engine)
-    repo = SqlRepository(engine)
+    repo = SqlRepository(engine, Protection(Keyring.generate()))
     request.addfinalizer(repo.close)
     return repo
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings", "override_settings"]
@@ -45,6 +45,14 @@ class Settings(BaseSettings):
         from reserving every slot).
     hold_minutes
         How long ``$hold`` keeps slots for the holder.
+    encrypt_at_rest
+        Seal resource bodies with AES-256-GCM and store identifying search values as
+        blind indexes (on by default; off only for benchmarks of the bare store).
+    encryption_key
+        Base64 of a 32-byte secret to derive the keys from; when empty the keyring is
+        ``key_file``, created with mode 0600 on first use.
+    key_file
+        The keyring file (data keys, old ones kept for reading, and the index key).
     bench_bare_file
         Benchmarks only: a file whose bytes ``GET /_bare`` serves, the ceiling that
         read-by-id is measured against.
@@ -64,6 +72,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, gt=0, le=64)
     max_future_appointments: int = Field(default=5, gt=0)
     hold_minutes: int = Field(default=5, gt=0, le=60)
+    encrypt_at_rest: bool = True
+    encryption_key: SecretStr | None = None
+    key_file: Path = Path(".medfusion/keys.json")
     bench_bare_file: Path | None = None
 
 

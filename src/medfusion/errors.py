@@ -35,6 +35,7 @@ __all__ = [
     "BusinessRuleError",
     "ConflictError",
     "DataError",
+    "EncryptionError",
     "GoneError",
     "InvalidRequestError",
     "MedfusionError",
@@ -159,6 +160,15 @@ class MultipleMatchesError(PreconditionFailedError):
     """A conditional interaction matched more than one resource."""
 
     code = "multiple-matches"
+
+
+class EncryptionError(MedfusionError):
+    """Stored data cannot be decrypted (unknown key, tampered bytes) or the keyring is unusable.
+
+    A server-side fault: it renders as 500, with no detail about the data.
+    """
+
+    code = "security"
 
 
 class BundleEntryError(MedfusionError):

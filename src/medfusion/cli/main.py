@@ -26,6 +26,8 @@ __all__ = ["app"]
 app = typer.Typer(help="medfusion: FHIR records and clinical AI in one place.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="Encryption keys of the record store.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -60,6 +62,29 @@ def db_upgrade(
 
     revision = upgrade_database(_database(db))
     console.print(f"database at revision [bold]{revision}[/bold]")
+
+
+@keys_app.command("rotate")
+@friendly
+def keys_rotate(
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+    retire: bool = typer.Option(False, "--retire", help="Drop the old keys once no row needs them."),
+) -> None:
+    """New data key; re-seal every stored body under it while reads go on."""
+    from medfusion.services.keys import rotate_keys
+
+    with _progress() as progress:
+        task = progress.add_task("re-sealing", total=None)
+        report = rotate_keys(
+            _database(db),
+            retire=retire,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"active key [bold]{report.active_key}[/bold]: {report.resealed:,} bodies re-sealed, "
+        f"{report.sealed_plain:,} plain bodies sealed ({report.reindexed:,} re-indexed), "
+        f"{report.retired} old keys retired, {report.seconds:.1f} s"
+    )
 
 
 @app.command()

@@ -141,6 +141,8 @@ class SearchCompiler:
     def _string(self, a: sa.FromClause, match: StringMatch, v: _ValueOf) -> _Cond:
         if match.mode == "exact":
             return a.c.exact == self.bind(_attr(v, "text"), a.c.exact)
+        if match.mode == "equal":  # a blind index (see medfusion.store.protection)
+            return a.c.value == self.bind(_attr(v, "text"), a.c.value)
         if match.mode == "contains":
             contains = self.bind(lambda q: f"%{_like_escape(v(q).text)}%", a.c.value)
             return a.c.value.like(contains, escape="\\")

@@ -8,9 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from medfusion.fhir.repository import StoredResource
+from medfusion.store.protection import Protection
 from medfusion.store.tables import resource
 
-__all__ = ["body_column", "resource_columns", "to_stored"]
+__all__ = ["body_column", "resource_columns", "stored_body", "to_stored"]
 
 
 def body_column(dialect_name: str) -> sa.ColumnElement[Any]:
@@ -29,16 +30,24 @@ def resource_columns(dialect_name: str) -> list[sa.ColumnElement[Any]]:
         resource.c.last_updated,
         resource.c.deleted,
         body_column(dialect_name),
+        resource.c.sealed,
     ]
 
 
-def to_stored(row: Any) -> StoredResource:
-    """Build a :class:`StoredResource` from a row selected with :func:`resource_columns`."""
-    body = row.body
+def stored_body(
+    protection: Protection, resource_type: str, id: str, version: int, body: Any, sealed: Any
+) -> bytes:
+    """The JSON bytes of a row: the opened ``sealed`` column, else the plain ``body``."""
+    if sealed is not None:
+        return protection.open(resource_type, id, version, bytes(sealed))
     if body is None:
-        body = b""
-    elif isinstance(body, str):
-        body = body.encode()
+        return b""
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+def to_stored(row: Any, protection: Protection) -> StoredResource:
+    """Build a :class:`StoredResource` from a row selected with :func:`resource_columns`."""
+    body = stored_body(protection, row.res_type, row.res_id, row.version, row.body, row.sealed)
     updated: datetime = row.last_updated
     if updated.tzinfo is None:  # SQLite drops the zone; everything is stored in UTC
         updated = updated.replace(tzinfo=UTC)

@@ -23,7 +23,8 @@ from sqlalchemy.engine import Dialect
 from medfusion.fhir.repository import StoredResource
 from medfusion.fhir.search import SearchQuery, SearchResult
 from medfusion.store._search_compile import Getter, SearchCompiler, query_shape
-from medfusion.store.rows import resource_columns, to_stored
+from medfusion.store.protection import Protection
+from medfusion.store.rows import resource_columns, stored_body, to_stored
 from medfusion.store.tables import idx_reference, resource
 
 __all__ = ["execute_search", "execute_search_driver"]
@@ -31,6 +32,7 @@ __all__ = ["execute_search", "execute_search_driver"]
 _Cond = sa.ColumnElement[bool]
 _Convert = Callable[[Any], Any]
 _CACHE_SIZE = 512
+_PLAIN = Protection(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,23 +143,18 @@ def _fetch(conn: sa.Connection, statement: _Statement, values: dict[str, Any]) -
     return list(conn.exec_driver_sql(statement.sql, statement.params(values)))
 
 
-def _stored(row: Any, updated_of: _Convert | None) -> StoredResource:
+def _stored(row: Any, updated_of: _Convert | None, protection: Protection) -> StoredResource:
     # Row layout of the page query: rid, then :func:`resource_columns`.
     updated = row[4] if updated_of is None else updated_of(row[4])
     if updated.tzinfo is None:  # SQLite drops the zone; everything is stored in UTC
         updated = updated.replace(tzinfo=UTC)
-    body = row[6]
-    if body is None:
-        body = b""
-    elif isinstance(body, str):
-        body = body.encode()
     return StoredResource(
         resource_type=row[1],
         id=row[2],
         version=row[3],
         last_updated=updated,
         deleted=bool(row[5]),
-        body=bytes(body),
+        body=stored_body(protection, row[1], row[2], row[3], row[6], row[7]),
     )
 
 
@@ -221,7 +218,9 @@ def _revinclude(conn: sa.Connection, query: SearchQuery, ids: list[str], columns
 _Run = Callable[[_Statement, dict[str, Any]], list[Any]]
 
 
-def _page(plan: _Plan, query: SearchQuery, run: _Run) -> tuple[SearchResult, list[Any]]:
+def _page(
+    plan: _Plan, query: SearchQuery, run: _Run, protection: Protection
+) -> tuple[SearchResult, list[Any]]:
     """The page of matches and the total, with the driver rows of the page."""
     values = plan.values(query)
     if query.summary_count or query.count == 0:
@@ -236,11 +235,13 @@ def _page(plan: _Plan, query: SearchQuery, run: _Run) -> tuple[SearchResult, lis
         total = 0
     else:
         total = int(run(plan.count, values)[0][0])
-    matches = [_stored(row, plan.updated) for row in rows]
+    matches = [_stored(row, plan.updated, protection) for row in rows]
     return SearchResult(matches=matches, total=total, included=[]), rows
 
 
-def execute_search_driver(driver: Any, dialect: Dialect, query: SearchQuery) -> SearchResult:
+def execute_search_driver(
+    driver: Any, dialect: Dialect, query: SearchQuery, protection: Protection = _PLAIN
+) -> SearchResult:
     """Run a search without ``_include``/``_revinclude`` on a bare DBAPI connection.
 
     The hot path of ``GET [type]?...``: the cached SQL goes straight to the driver
@@ -254,10 +255,10 @@ def execute_search_driver(driver: Any, dialect: Dialect, query: SearchQuery) -> 
         rows: list[Any] = driver.execute(statement.sql, statement.params(values)).fetchall()
         return rows
 
-    return _page(_plan_for(query, dialect), query, run)[0]
+    return _page(_plan_for(query, dialect), query, run, protection)[0]
 
 
-def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
+def execute_search(conn: sa.Connection, query: SearchQuery, protection: Protection = _PLAIN) -> SearchResult:
     """Run a parsed search on the SQL store.
 
     Parameters
@@ -265,7 +266,9 @@ def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
     conn
         An open connection (inside the caller's transaction).
     query
-        The parsed search.
+        The parsed search (values already blinded by ``protection.query``).
+    protection
+        Opens sealed bodies (default: plain rows only).
 
     Returns
     -------
@@ -274,7 +277,8 @@ def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
         unless the page itself shows it), and the ``_include``/``_revinclude``
         resources.
     """
-    result, rows = _page(_plan_for(query, conn.dialect), query, lambda st, values: _fetch(conn, st, values))
+    plan = _plan_for(query, conn.dialect)
+    result, rows = _page(plan, query, lambda st, values: _fetch(conn, st, values), protection)
     matches = result.matches
     if not rows:
         return result
@@ -284,7 +288,7 @@ def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
         extra = _include(conn, query, [row[0] for row in rows], columns)
         extra += _revinclude(conn, query, [m.id for m in matches], columns)
         for row in extra:
-            stored = to_stored(row)
+            stored = to_stored(row, protection)
             included[(stored.resource_type, stored.id)] = stored
         for match in matches:
             included.pop((match.resource_type, match.id), None)

@@ -40,6 +40,8 @@ resource = sa.Table(
     sa.Column("deleted", sa.Boolean, nullable=False, default=False),
     sa.Column("current", sa.Boolean, nullable=False, default=True),
     sa.Column("body", JsonBody, nullable=True),
+    # AES-256-GCM ciphertext of the body when encryption at rest is on (``body`` is NULL).
+    sa.Column("sealed", sa.LargeBinary, nullable=True),
     sa.UniqueConstraint("res_type", "res_id", "version", name="uq_resource_version"),
     sa.Index(
         "ix_resource_current",
