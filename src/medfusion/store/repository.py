@@ -18,7 +18,7 @@ from medfusion.fhir.resource import now_utc, same_content, stamp
 from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
 from medfusion.store.engine import WRITE
 from medfusion.store.protection import Protection
-from medfusion.store.rows import resource_columns, stored_body, to_stored
+from medfusion.store.rows import resource_columns, stored_body, to_stored, token_rows
 from medfusion.store.search_sql import execute_search, execute_search_driver
 from medfusion.store.tables import INDEX_TABLES, resource
 
@@ -346,13 +346,13 @@ class SqlTransaction:
             entries = self._protection.index(resource_type, extract_index(resource_type, body))
             head = (rid, resource_type)
             strings.extend(head + row for row in entries.strings)
-            tokens.extend(head + row for row in entries.tokens)
+            tokens.extend(head + row for row in token_rows(entries))
             dates.extend(head + row for row in entries.dates)
             quantities.extend(head + row for row in entries.quantities)
             references.extend(head + row for row in entries.references)
         for name, columns, batch in (
             ("idx_string", ("value", "exact"), strings),
-            ("idx_token", ("system", "code"), tokens),
+            ("idx_token", ("system", "code", "patient"), tokens),
             ("idx_date", ("low", "high"), dates),
             ("idx_quantity", ("value", "system", "code"), quantities),
             ("idx_reference", ("target_type", "target_id"), references),

@@ -8,10 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from medfusion.fhir.repository import StoredResource
+from medfusion.fhir.search import IndexEntries
 from medfusion.store.protection import Protection
 from medfusion.store.tables import resource
 
-__all__ = ["body_column", "resource_columns", "stored_body", "to_stored"]
+__all__ = ["body_column", "resource_columns", "stored_body", "to_stored", "token_rows"]
 
 
 def body_column(dialect_name: str) -> sa.ColumnElement[Any]:
@@ -59,3 +60,19 @@ def to_stored(row: Any, protection: Protection) -> StoredResource:
         deleted=bool(row.deleted),
         body=bytes(body),
     )
+
+
+def token_rows(entries: IndexEntries) -> list[tuple[str, str | None, str | None, str | None]]:
+    """``idx_token`` rows ``(param, system, code, patient)`` of one resource.
+
+    ``patient`` is each Patient the resource references through its ``patient`` search
+    parameter (a row per token and patient), or None. Complete by construction, so a
+    search may narrow ``patient=X&code=Y`` to the rows whose ``patient`` is X.
+    """
+    found = {
+        target_id
+        for param, target_type, target_id in entries.references
+        if param == "patient" and target_type in (None, "Patient")
+    }
+    patients: list[str | None] = [*sorted(found)] or [None]
+    return [(param, system, code, patient) for param, system, code in entries.tokens for patient in patients]

@@ -79,7 +79,11 @@ idx_token = _index_table(
     "idx_token",
     sa.Column("system", sa.String(256), nullable=True),
     sa.Column("code", sa.String(256), nullable=True),
-    lookup=("code", "system"),
+    # The patient compartment the resource belongs to (one row per patient it references
+    # through its ``patient`` parameter; NULL when none): ``patient=X&code=Y`` becomes one
+    # range of the lookup index instead of a probe per resource of the patient.
+    sa.Column("patient", sa.String(256), nullable=True),
+    lookup=("code", "system", "patient"),
 )
 idx_date = _index_table(
     "idx_date",
