@@ -45,6 +45,7 @@ __all__ = [
     "StoreRun",
     "check_file",
     "check_store",
+    "make_import_gate",
     "quality_gate",
     "render_html",
     "render_store_html",
@@ -411,6 +412,17 @@ class ImportGate:
         if removed:
             bundle["entry"] = [e for i, e in enumerate(entries) if i not in removed]
         return sorted(removed.items())
+
+
+def make_import_gate(mode: str, config: Path | None = None) -> ImportGate:
+    """The gate for ``medfusion import --quality MODE [--quality-config FILE]``.
+
+    Raises
+    ------
+    InvalidRequestError
+        ``mode`` is not warn or strict, or the config is invalid.
+    """
+    return ImportGate(mode, load_config(config))
 
 
 def _reason(finding: RecordFinding) -> str:
