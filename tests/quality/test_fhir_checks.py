@@ -214,6 +214,30 @@ def test_temporal_order() -> None:
     assert "date in the future" in messages
 
 
+def test_records_that_rightly_follow_a_death_pass() -> None:
+    store = good_store()
+    store[0]["deceasedDateTime"] = "2020-03-04T10:30:00Z"  # died during the encounter
+    certification = encounter("cert", start="2020-03-11T10:00:00Z", end="2020-03-11T10:15:00Z")
+    certification["type"] = [{"coding": [{"system": SNOMED, "code": "308646001"}]}]
+    cause = observation("cause", "69453-9", None, "", when="2020-03-11T10:00:00Z", valueString="stroke")
+    claim = {
+        "resourceType": "Claim",
+        "id": "bill",
+        "status": "active",
+        "type": {"text": "institutional"},
+        "use": "claim",
+        "patient": {"reference": "Patient/p1"},
+        "created": "2020-03-20",
+        "provider": {"display": "hospital"},
+        "priority": {"text": "normal"},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "private"}}],
+    }
+    assert _flagged([*store, certification, cause, claim]) == set()
+    # ... but a visit a week after death is not paperwork.
+    visit = encounter("visit", start="2020-03-11T10:00:00Z", end="2020-03-11T10:15:00Z")
+    assert _flagged([*store, visit]) == {("temporal_order", "Encounter/visit", "Encounter.period.start")}
+
+
 def test_sex_specific_codes() -> None:
     pregnant_man = condition("preg", SNOMED, "72892002")
     found = _flagged([*good_store(), pregnant_man])

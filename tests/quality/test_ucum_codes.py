@@ -19,7 +19,7 @@ from medfusion.quality import (
     verhoeff_check,
 )
 from medfusion.quality._codes import LOINC, SNOMED
-from medfusion.quality._rules import AGE_RULES, LOINC_VARIABLES, SEX_RULES
+from medfusion.quality._rules import AGE_RULES, LOINC_VARIABLES, POST_MORTEM_CODES, SEX_RULES
 
 # Every unit code in the Synthea sample bundles, and a few more clinical ones.
 VALID_UNITS = [
@@ -161,8 +161,8 @@ def test_who_icd10_is_shorter() -> None:
 def test_rule_tables_hold_well_formed_codes() -> None:
     for loinc, variable in LOINC_VARIABLES.items():
         assert is_valid_loinc(loinc) and variable in VARIABLES
-    for rule in (*SEX_RULES, *AGE_RULES):
-        for system, code in rule.codes:
+    for codes in (*(r.codes for r in SEX_RULES), *(r.codes for r in AGE_RULES), POST_MORTEM_CODES):
+        for system, code in codes:
             if system == LOINC:
                 assert is_valid_loinc(code), code
             elif system == SNOMED:

@@ -26,7 +26,14 @@ from medfusion.fhir.validation import validate_resource
 from medfusion.quality._catalogue import CATALOGUE_VERSION, QualityConfig
 from medfusion.quality._checks import CheckResult
 from medfusion.quality._codes import CODE_SYSTEMS, LOINC, code_format_problem
-from medfusion.quality._rules import AGE_RULES, LOINC_VARIABLES, SEX_RULES, match_code
+from medfusion.quality._rules import (
+    AFTER_DEATH_TYPES,
+    AGE_RULES,
+    LOINC_VARIABLES,
+    POST_MORTEM_CODES,
+    SEX_RULES,
+    match_code,
+)
 from medfusion.quality._ucum import parse_ucum
 from medfusion.quality._units import conversion
 
@@ -390,7 +397,7 @@ class StoreChecker:
         self.ids: set[str] = set()
         self.references: list[tuple[str, str, str]] = []
         self.patients: dict[str, _Patient] = {}
-        self.events: list[tuple[str, str, str, str]] = []  # row, patient, path, day
+        self.events: list[tuple[str, str, str, str, bool]] = []  # row, patient, path, day, may follow death
         self.coded: list[
             tuple[str, str, str, str, str, str | None]
         ] = []  # row, patient, path, system, code, day
@@ -421,11 +428,16 @@ class StoreChecker:
                 gender if isinstance(gender, str) else None,
             )
         elif patient is not None:
+            codings = list(_codings(resource, kind))
+            post_mortem = kind in AFTER_DEATH_TYPES or any(
+                match_code(system, code, POST_MORTEM_CODES) for _, system, code in codings
+            )
             first: str | None = None
             for path, day in _event_dates(resource, kind):
-                self.events.append((row, patient, path, day))
+                # The end of the stay in which a patient died may follow the death.
+                self.events.append((row, patient, path, day, post_mortem or path.endswith(".end")))
                 first = day if first is None or day < first else first
-            for path, system, code in _codings(resource, kind):
+            for path, system, code in codings:
                 self.coded.append((row, patient, path, system, code, first))
         if self.tally.enabled("reference_resolves"):
             self._collect_references(resource, row, kind)
@@ -505,7 +517,7 @@ class StoreChecker:
         return self._report()
 
     def _temporal(self) -> None:
-        for row, patient, path, day in self.events:
+        for row, patient, path, day, may_follow_death in self.events:
             known = self.patients.get(patient)
             if known is None:
                 continue
@@ -513,7 +525,7 @@ class StoreChecker:
                 self.tally.fail(
                     "temporal_order", row, path, day, f"before the patient's birth ({known.birth})"
                 )
-            elif known.death and _before(known.death, day):
+            elif known.death and not may_follow_death and _before(known.death, day):
                 self.tally.fail(
                     "temporal_order", row, path, day, f"after the patient's death ({known.death})"
                 )

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 
 from medfusion.quality._codes import ICD10, ICD10_CM, LOINC, SNOMED
 
-__all__ = ["AGE_RULES", "LOINC_VARIABLES", "SEX_RULES", "AgeRule", "SexRule", "match_code"]
+__all__ = [
+    "AFTER_DEATH_TYPES",
+    "AGE_RULES",
+    "LOINC_VARIABLES",
+    "POST_MORTEM_CODES",
+    "SEX_RULES",
+    "AgeRule",
+    "SexRule",
+    "match_code",
+]
 
 # LOINC code -> catalogue variable (see VARIABLES in _units for ranges and canonical units).
 LOINC_VARIABLES: dict[str, str] = {
@@ -123,3 +132,14 @@ AGE_RULES: tuple[AgeRule, ...] = (
     # more likely a miscode than a late diagnosis.
     AgeRule("perinatal condition (first years)", 0.0, 5.0, ((ICD10_CM, "P*"), (ICD10, "P*"))),
 )
+
+# Records that rightly follow a death: the paperwork of death itself, and billing, which
+# goes on after it. The Synthea sample's one deceased patient has both (a death
+# certification encounter a week later, its claims), which is how these were found.
+POST_MORTEM_CODES: tuple[tuple[str, str], ...] = (
+    (SNOMED, "308646001"),  # death certification (an encounter type)
+    (LOINC, "69409-1"),  # U.S. standard certificate of death
+    (LOINC, "69453-9"),  # cause of death
+    (SNOMED, "419620001"),  # death (finding)
+)
+AFTER_DEATH_TYPES = frozenset({"Claim", "ExplanationOfBenefit", "Coverage", "Invoice", "Account"})
