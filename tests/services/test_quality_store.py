@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from medfusion.cli.main import app
 from medfusion.errors import InvalidRequestError
 from medfusion.fhir.repository import FhirRepository, WriteRequest
+from medfusion.services.database import open_repository
 from medfusion.services.importer import import_paths
 from medfusion.services.quality import QUALITY_TAG_SYSTEM, check_store
 from medfusion.store.repository import SqlRepository
@@ -156,3 +157,114 @@ def test_cli_import_strict_quality_lists_rejections(tmp_path: Path) -> None:
     assert "bad.json entry 4: quality: refers to rejected entry 3" in result.output
     result = runner.invoke(app, ["import", str(_bad_bundle(tmp_path)), "--db", url, "--quality", "sometimes"])
     assert result.exit_code == 1 and "--quality must be one of" in result.output
+
+
+# -- real data: the Synthea sample, clean and with planted errors ---------------------------------
+
+
+def _synthea_store(data_dir: Path, tmp_path: Path) -> SqlRepository:
+    folder = data_dir / "synthea"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    repo = open_repository(f"sqlite:///{tmp_path / 'synthea.db'}")
+    assert import_paths(repo, paths=[folder]).problems == []
+    return repo
+
+
+def _loinc(resource: dict[str, Any]) -> str:
+    return str(resource.get("code", {}).get("coding", [{}])[0].get("code"))
+
+
+def test_synthea_store_findings(data_dir: Path, tmp_path: Path) -> None:
+    repo = _synthea_store(data_dir, tmp_path)
+    try:
+        report = check_store(repo, out=tmp_path / "report").report
+    finally:
+        repo.close()
+    assert report.passed  # no error-severity check fails on the sample
+    checks = {c.name: c for c in report.checks}
+    assert checks["observation_range"].checked > 800 and checks["reference_resolves"].checked > 10_000
+    # One patient has two complete blood counts at the same instant with different values.
+    assert {f.check for f in report.findings} == {"duplicate_resources"}
+    assert len(report.findings) == 10 and all("also recorded as" in f.message for f in report.findings)
+
+
+def test_planted_errors_in_synthea_are_found(data_dir: Path, tmp_path: Path) -> None:
+    repo = _synthea_store(data_dir, tmp_path)
+    resources = {(s.resource_type, s.id): s.json() for s in repo.iter_current()}
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for (kind, _), resource in sorted(resources.items()):
+        by_type.setdefault(kind, []).append(resource)
+    genders = {f"Patient/{p['id']}": p["gender"] for p in by_type["Patient"]}
+    observations = by_type["Observation"]
+
+    def first(code: str, skip: int = 0) -> dict[str, Any]:
+        return [o for o in observations if _loinc(o) == code][skip]
+
+    planted: dict[str, str] = {}  # row -> the check that must find it
+
+    def plant(resource: dict[str, Any], check: str) -> None:
+        row = f"{resource['resourceType']}/{resource['id']}"
+        assert row not in planted
+        planted[row] = check
+
+    potassium = first("6298-4")
+    potassium["valueQuantity"]["value"] = 22.9
+    plant(potassium, "observation_range")
+    temperature = first("8331-1")
+    temperature["valueQuantity"]["value"] = 98.6  # Fahrenheit number, Celsius unit
+    plant(temperature, "observation_range")
+    weight = first("29463-7")
+    weight["valueQuantity"] |= {"value": 1500.0, "code": "[lb_av]", "unit": "lb"}
+    plant(weight, "observation_range")
+    glucose = first("2339-0")
+    glucose["valueQuantity"]["value"] = 5.5  # mmol/L number, mg/dL unit
+    plant(glucose, "observation_range")
+    pressure = first("55284-4")
+    pressure["component"][0]["valueQuantity"]["value"] = 0
+    plant(pressure, "observation_range")
+    height = first("8302-2")
+    height["valueQuantity"]["code"] = "centimetre"
+    plant(height, "ucum_unit")
+    bmi = first("39156-5")
+    bmi["code"]["coding"][0]["code"] = "39156-6"  # check digit wrong
+    plant(bmi, "code_format")
+    condition = by_type["Condition"][0]
+    code = condition["code"]["coding"][0]["code"]
+    condition["code"]["coding"][0]["code"] = code[:-1] + str((int(code[-1]) + 1) % 10)  # one digit off
+    plant(condition, "code_format")
+    visit = by_type["Encounter"][0]
+    visit["period"] = {"start": "2031-05-01T10:00:00Z", "end": "2031-05-01T11:00:00Z"}
+    plant(visit, "temporal_order")
+    early = first("8302-2", 1)
+    early["effectiveDateTime"] = "1901-01-01T00:00:00Z"
+    plant(early, "temporal_order")
+    male_condition = next(c for c in by_type["Condition"][1:] if genders[c["subject"]["reference"]] == "male")
+    male_condition["code"]["coding"] = [{"system": "http://snomed.info/sct", "code": "72892002"}]
+    plant(male_condition, "sex_specific")
+    orphan = first("29463-7", 1)
+    orphan["subject"] = {"reference": "Patient/nobody"}
+    plant(orphan, "reference_resolves")
+    typed = first("39156-5", 1)
+    typed["status"] = 7
+    plant(typed, "fhir_structure")
+    copied = dict(by_type["Immunization"][0], id="copy-of-an-immunization")
+    plant(copied, "duplicate_resources")
+    for patient in by_type["Patient"][:2]:
+        del patient["birthDate"]  # 2 of 25 (8 %) is over the 5 % threshold
+        plant(patient, "element_missing")
+    changed = [r for r in (*resources.values(), copied) if f"{r['resourceType']}/{r['id']}" in planted]
+    assert len(changed) == len(planted) == 16
+    with repo.begin() as tx:
+        tx.write_many([WriteRequest(r["resourceType"], r["id"], r) for r in changed])
+    try:
+        report = check_store(repo, out=tmp_path / "report").report
+    finally:
+        repo.close()
+    found = {(f.check, f.row) for f in report.findings}
+    missed = {(check, row) for row, check in planted.items()} - found
+    assert not missed
+    others = {f for f in report.findings if f.row not in planted}
+    # Beyond the planted errors only the sample's own conflicting blood counts remain.
+    assert {f.check for f in others} <= {"duplicate_resources"} and len(others) <= 10
+    assert not report.passed
