@@ -118,17 +118,27 @@ class StoreReport:
 # -- walking a resource ----------------------------------------------------------------
 
 
-def _nodes(value: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every JSON object in a resource with its path (``contained`` resources included)."""
-    if isinstance(value, dict):
-        yield path, value
-        for key, child in value.items():
-            if isinstance(child, dict | list):
-                yield from _nodes(child, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            if isinstance(child, dict | list):
-                yield from _nodes(child, f"{path}[{index}]")
+def _nodes(resource: dict[str, Any], root: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every JSON object in a resource with its path (``contained`` resources included).
+
+    Iterative and built once per resource: the store checks walk every resource, and
+    nested generators cost more than the checks themselves.
+    """
+    found: list[tuple[str, dict[str, Any]]] = []
+    stack: list[tuple[str, Any]] = [(root, resource)]
+    while stack:
+        path, value = stack.pop()
+        if type(value) is dict:
+            found.append((path, value))
+            for key, child in reversed(value.items()):
+                if type(child) is dict or type(child) is list:
+                    stack.append((f"{path}.{key}", child))
+        else:
+            for index in range(len(value) - 1, -1, -1):
+                child = value[index]
+                if type(child) is dict or type(child) is list:
+                    stack.append((f"{path}[{index}]", child))
+    return found
 
 
 def _day(value: Any) -> str | None:
@@ -222,8 +232,8 @@ def _structure(tally: _Tally, resource: dict[str, Any], row: str) -> None:
         tally.fail("fhir_structure", row, where, None, error.message)
 
 
-def _codes_and_units(tally: _Tally, resource: dict[str, Any], row: str, kind: str) -> None:
-    for path, node in _nodes(resource, kind):
+def _codes_and_units(tally: _Tally, nodes: list[tuple[str, dict[str, Any]]], row: str) -> None:
+    for path, node in nodes:
         system, code = node.get("system"), node.get("code")
         if not isinstance(system, str) or not isinstance(code, str):
             continue
@@ -338,12 +348,14 @@ def _local_temporal(tally: _Tally, resource: dict[str, Any], row: str, kind: str
             )
 
 
-def _local(tally: _Tally, resource: dict[str, Any], today: str) -> None:
+def _local(
+    tally: _Tally, resource: dict[str, Any], today: str, nodes: list[tuple[str, dict[str, Any]]] | None = None
+) -> None:
     kind = str(resource.get("resourceType"))
     row = f"{kind}/{resource.get('id')}"
     if tally.enabled("fhir_structure"):
         _structure(tally, resource, row)
-    _codes_and_units(tally, resource, row, kind)
+    _codes_and_units(tally, _nodes(resource, kind) if nodes is None else nodes, row)
     if tally.enabled("observation_range"):
         _observation_range(tally, resource, row)
     if tally.enabled("temporal_order"):
@@ -418,7 +430,8 @@ class StoreChecker:
         kind = str(resource.get("resourceType"))
         row = f"{kind}/{resource.get('id')}"
         self.ids.add(row)
-        _local(self.tally, resource, self.today)
+        nodes = _nodes(resource, kind)
+        _local(self.tally, resource, self.today, nodes)
         patient = _patient_of(resource)
         if kind == "Patient":
             gender = resource.get("gender")
@@ -440,17 +453,19 @@ class StoreChecker:
             for path, system, code in codings:
                 self.coded.append((row, patient, path, system, code, first))
         if self.tally.enabled("reference_resolves"):
-            self._collect_references(resource, row, kind)
+            self._collect_references(resource, row, nodes)
         if self.tally.enabled("element_missing"):
             self._completeness(resource, row, kind)
         if self.tally.enabled("duplicate_resources"):
             self._duplicates(resource, row, kind, patient)
 
-    def _collect_references(self, resource: dict[str, Any], row: str, kind: str) -> None:
+    def _collect_references(
+        self, resource: dict[str, Any], row: str, nodes: list[tuple[str, dict[str, Any]]]
+    ) -> None:
         contained = {
             f"#{c.get('id')}" for c in resource.get("contained") or [] if isinstance(c, dict) and c.get("id")
         }
-        for path, node in _nodes(resource, kind):
+        for path, node in nodes:
             reference = node.get("reference")
             if not isinstance(reference, str) or "://" in reference or reference.startswith("urn:"):
                 continue  # absolute references point outside the store
