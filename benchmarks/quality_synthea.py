@@ -38,11 +38,13 @@ def main(folder: Path) -> None:
             f"imported {imported.resources:,} entries ({sum(repo.counts().values()):,} resources) "
             f"from {imported.files} files"
         )
-        started = time.perf_counter()
-        run = check_store(repo, out=Path(tmp) / "report")
-        seconds = time.perf_counter() - started
+        seconds = float("inf")
+        for _ in range(3):  # best of three
+            started = time.perf_counter()
+            run = check_store(repo, out=Path(tmp) / "report")
+            seconds = min(seconds, time.perf_counter() - started)
         report = run.report
-        print(f"checked {report.resources:,} resources in {seconds:.2f} s; passed: {report.passed}")
+        print(f"checked {report.resources:,} resources in {seconds:.2f} s (best of 3)")
         for check in report.checks:
             print(f"  {check.name:20} {check.severity:8} failed {check.failed:5,} of {check.checked:6,}")
         groups: dict[tuple[str, str, str | None], list[str]] = defaultdict(list)
@@ -58,16 +60,18 @@ def main(folder: Path) -> None:
         print(f"\nfindings by resource type: {dict(by_type)}")
         repo.close()
     for mode in ("off", "warn", "strict"):
-        with tempfile.TemporaryDirectory() as tmp:
-            repo = open_repository(f"sqlite:///{Path(tmp) / 'synthea.db'}")
-            started = time.perf_counter()
-            result = import_paths(repo, paths=[folder], quality=mode)
-            seconds = time.perf_counter() - started
-            print(
-                f"import --quality {mode:6}: {seconds:.2f} s, {result.resources:,} written, "
-                f"{len(result.tagged)} tagged, {len(result.problems)} rejected"
-            )
-            repo.close()
+        best = float("inf")
+        for _ in range(3):  # best of three: the machine may be shared
+            with tempfile.TemporaryDirectory() as tmp:
+                repo = open_repository(f"sqlite:///{Path(tmp) / 'synthea.db'}")
+                started = time.perf_counter()
+                result = import_paths(repo, paths=[folder], quality=mode)
+                best = min(best, time.perf_counter() - started)
+                repo.close()
+        print(
+            f"import --quality {mode:6}: best of 3 {best:.2f} s, {result.resources:,} written, "
+            f"{len(result.tagged)} tagged, {len(result.problems)} rejected"
+        )
 
 
 if __name__ == "__main__":
