@@ -268,3 +268,16 @@ def test_planted_errors_in_synthea_are_found(data_dir: Path, tmp_path: Path) -> 
     # Beyond the planted errors only the sample's own conflicting blood counts remain.
     assert {f.check for f in others} <= {"duplicate_resources"} and len(others) <= 10
     assert not report.passed
+
+
+def test_import_gate_leaves_structure_to_the_importer_and_drops_nothing(
+    repo: FhirRepository, tmp_path: Path
+) -> None:
+    broken = observation("broken", "8867-4", 70, "/min", when=LATER, status=7)
+    ndjson = tmp_path / "broken.ndjson"
+    ndjson.write_text(json.dumps(good_store()[0]) + "\n" + json.dumps(broken) + "\n")
+    report = import_paths(repo, paths=[ndjson], quality="strict")
+    # Reported once, by the importer's own validation, with its line number.
+    assert [(p.file, p.entry) for p in report.problems] == [("broken.ndjson", 1)]
+    assert not report.problems[0].message.startswith("quality:")
+    assert report.resources == 1
