@@ -138,6 +138,12 @@ def import_(
     paths: list[Path] = typer.Argument(..., help="Bundle JSON / NDJSON files or folders."),
     db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first error."),
+    quality: str = typer.Option(
+        "off", "--quality", help="Quality gate: off, warn (tag failing resources) or strict (reject them)."
+    ),
+    quality_config: Path | None = typer.Option(
+        None, "--quality-config", help="TOML or JSON file overriding the quality catalogue."
+    ),
 ) -> None:
     """Import FHIR Bundles and NDJSON into the store."""
     from medfusion.services.database import open_repository
@@ -147,7 +153,16 @@ def import_(
     files = find_files(paths)
     with _progress() as progress:
         task = progress.add_task("importing", total=len(files))
-        report = import_paths(repo, paths=files, strict=strict, progress=lambda _p: progress.advance(task))
+        report = import_paths(
+            repo,
+            paths=files,
+            strict=strict,
+            progress=lambda _p: progress.advance(task),
+            quality=quality,
+            quality_config=quality_config,
+        )
+    for note in report.tagged:
+        err_console.print(f"[yellow]tagged[/yellow] {note}", highlight=False, soft_wrap=True)
     for problem in report.problems:
         err_console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False, soft_wrap=True)
     table = Table(title="import summary")
@@ -161,6 +176,8 @@ def import_(
     table.add_row("seconds", f"{report.seconds:.2f}")
     table.add_row("resources/s", f"{report.rate:,.0f}")
     table.add_row("problems", f"{len(report.problems):,}")
+    if quality != "off":
+        table.add_row("quality-tagged", f"{len(report.tagged):,}")
     console.print(table)
     if report.problems:
         raise typer.Exit(2)
