@@ -50,6 +50,8 @@ async def find(request: Request) -> Response:
         practitioner=found.practitioner,
         location=found.location,
         service_type=found.service_type,
+        specialty=found.specialty,
+        visit_type=found.visit_type,
         count=found.count,
     )
     return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
