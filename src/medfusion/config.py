@@ -45,6 +45,8 @@ class Settings(BaseSettings):
         from reserving every slot).
     hold_minutes
         How long ``$hold`` keeps slots for the holder.
+    noshow_grace_minutes
+        Minutes after an appointment's start without check-in before it is marked ``noshow``.
     bench_bare_file
         Benchmarks only: a file whose bytes ``GET /_bare`` serves, the ceiling that
         read-by-id is measured against.
@@ -64,6 +66,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, gt=0, le=64)
     max_future_appointments: int = Field(default=5, gt=0)
     hold_minutes: int = Field(default=5, gt=0, le=60)
+    noshow_grace_minutes: int = Field(default=15, ge=0)
     bench_bare_file: Path | None = None
 
 

@@ -1,4 +1,5 @@
-"""Appointment routes: availability, ``$find``, ``$hold``, ``$book``, ``$cancel``, ``$reschedule``.
+"""Appointment routes: availability, ``$find``, ``$hold``, ``$book``, ``$cancel``, ``$reschedule``,
+``$check-in``, ``$fulfill``, no-shows and their statistics.
 
 Included ahead of the FHIR router so ``/fhir/Appointment/$find`` is not read as an id, and
 so a plain ``POST /fhir/Appointment`` that books Slots goes through the booking rules.
@@ -13,7 +14,7 @@ from fastapi.responses import Response
 from medfusion.api.errors import FHIR_JSON
 from medfusion.api.http import base_url, read_body, repo_of, resource_response
 from medfusion.errors import InvalidRequestError
-from medfusion.services import records, scheduling
+from medfusion.services import records, scheduling, visits
 from medfusion.services.appointment_params import (
     appointment_from_body,
     parse_find_request,
@@ -83,6 +84,29 @@ async def reschedule(id: str, request: Request) -> Response:
     slots = slots_from_body(parse_json(await read_body(request)))
     stored = scheduling.reschedule(repo_of(request), appointment_id=id, slots=slots)
     return resource_response(stored)
+
+
+@router.post("/fhir/Appointment/{id}/$check-in")
+async def check_in(id: str, request: Request) -> Response:
+    return resource_response(visits.check_in(repo_of(request), appointment_id=id))
+
+
+@router.post("/fhir/Appointment/{id}/$fulfill")
+async def fulfill(id: str, request: Request) -> Response:
+    return resource_response(visits.fulfill(repo_of(request), appointment_id=id))
+
+
+@router.get("/api/scheduling/stats")
+async def stats(request: Request) -> Response:
+    return Response(orjson.dumps(visits.no_show_stats(repo_of(request))), media_type="application/json")
+
+
+@router.post("/api/scheduling/no-shows")
+async def no_shows(request: Request) -> Response:
+    """Mark overdue ``booked`` Appointments ``noshow`` now (the reminder loop does it every tick)."""
+    marked = visits.mark_no_shows(repo_of(request))
+    body = {"marked": [f"Appointment/{id}" for id in marked]}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.post("/fhir/Appointment")

@@ -15,6 +15,7 @@ from medfusion.config import get_settings
 from medfusion.errors import (
     BusinessRuleError,
     ConflictError,
+    ForbiddenError,
     InvalidRequestError,
     PreconditionFailedError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "available",
     "booked_count",
     "capacity",
+    "check_acting_patient",
     "check_patient_limit",
     "has_booking",
     "hold_of",
@@ -43,6 +45,7 @@ __all__ = [
     "occupied",
     "overlaps",
     "parse_instant",
+    "patients_of",
     "proposals_bundle",
     "release",
     "released_body",
@@ -277,6 +280,33 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def patients_of(appointment: dict[str, Any]) -> set[str]:
+    """The ``Patient/id`` references among an Appointment's participants."""
+    return {
+        p["actor"]["reference"]
+        for p in appointment.get("participant", [])
+        if p.get("actor", {}).get("reference", "").startswith("Patient/")
+    }
+
+
+def check_acting_patient(appointment: dict[str, Any], acting_patient: str | None) -> None:
+    """403 unless ``acting_patient`` is None (staff) or the Appointment's only patient.
+
+    The seam for authentication: whoever authenticates the caller passes the patient
+    they are; this rule then stops a patient from booking or cancelling for another.
+    """
+    if acting_patient is None:
+        return
+    acting = actor_reference(acting_patient, "Patient")
+    patients = patients_of(appointment)
+    if patients != {acting}:
+        named = ", ".join(sorted(patients)) or "no patient"
+        raise ForbiddenError(
+            f"a patient may book only for themself: {acting} acted for {named}",
+            expression=["Appointment.participant.actor"],
+        )
+
+
 def check_patient_limit(tx: FhirTransaction, appointment: dict[str, Any]) -> None:
     """422 when a patient of the Appointment already holds the allowed number of future visits.
 
@@ -284,12 +314,7 @@ def check_patient_limit(tx: FhirTransaction, appointment: dict[str, Any]) -> Non
     on PostgreSQL two simultaneous bookings by one patient can both pass the count.
     """
     limit = get_settings().max_future_appointments
-    patients = {
-        p["actor"]["reference"]
-        for p in appointment.get("participant", [])
-        if p.get("actor", {}).get("reference", "").startswith("Patient/")
-    }
-    for patient in sorted(patients):
+    for patient in sorted(patients_of(appointment)):
         params = [
             ("patient", patient),
             ("status", "booked,arrived,checked-in"),

@@ -45,6 +45,7 @@ from medfusion.services._slot_store import (
     SlotFilter,
     actor_reference,
     available,
+    check_acting_patient,
     check_patient_limit,
     has_booking,
     hold_token,
@@ -330,11 +331,22 @@ def _find_by_start(
     return found[:count]
 
 
-def book(repo: FhirRepository, *, appointment: dict[str, Any] | bytes) -> StoredResource:
+def book(
+    repo: FhirRepository, *, appointment: dict[str, Any] | bytes, acting_patient: str | None = None
+) -> StoredResource:
     """Book an Appointment on its Slots: the Slots turn ``busy`` and the Appointment is created together.
+
+    Parameters
+    ----------
+    acting_patient
+        ``Patient/id`` when a patient books for themself (the seam for authentication:
+        the caller passes the authenticated patient); None for staff, who may book for
+        anyone.
 
     Raises
     ------
+    ForbiddenError
+        ``acting_patient`` is given and the Appointment's patient is someone else (403).
     ConflictError
         A Slot is not free, or another booking took it first.
     BusinessRuleError
@@ -345,6 +357,7 @@ def book(repo: FhirRepository, *, appointment: dict[str, Any] | bytes) -> Stored
         differ from its Slots'.
     """
     resource = parse_resource(appointment, expected_type="Appointment")
+    check_acting_patient(resource, acting_patient)
     if resource.get("status") not in _BOOKABLE:
         raise InvalidRequestError(
             f"cannot book an Appointment with status {resource['status']!r}",
@@ -391,15 +404,20 @@ def book(repo: FhirRepository, *, appointment: dict[str, Any] | bytes) -> Stored
         ) from None
 
 
-def cancel(repo: FhirRepository, *, appointment_id: str, reason: str) -> StoredResource:
+def cancel(
+    repo: FhirRepository, *, appointment_id: str, reason: str, acting_patient: str | None = None
+) -> StoredResource:
     """Cancel an Appointment (status ``cancelled`` with the reason) and free its Slots, atomically.
 
     A Slot that the Schedule's current rules no longer produce is replaced by the rule slots
     it blocked rather than freed.
-    Cancelling a cancelled Appointment changes nothing.
+    Cancelling a cancelled Appointment changes nothing. ``acting_patient`` (``Patient/id``)
+    is the patient cancelling their own visit; None for staff.
 
     Raises
     ------
+    ForbiddenError
+        ``acting_patient`` is not the Appointment's patient.
     ConflictError
         The Appointment has already taken place or changed concurrently.
     """
@@ -409,6 +427,7 @@ def cancel(repo: FhirRepository, *, appointment_id: str, reason: str) -> StoredR
         with repo.begin() as tx:
             current = tx.read("Appointment", appointment_id)
             body = current.json()
+            check_acting_patient(body, acting_patient)
             if body.get("status") == "cancelled":
                 return current
             if body.get("status") in _FINAL:
