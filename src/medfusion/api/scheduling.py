@@ -14,10 +14,11 @@ from fastapi.responses import Response
 from medfusion.api.errors import FHIR_JSON
 from medfusion.api.http import base_url, read_body, repo_of, resource_response
 from medfusion.errors import InvalidRequestError
-from medfusion.services import records, scheduling, visits
+from medfusion.services import notifications, records, scheduling, visits, waitlist
 from medfusion.services.appointment_params import (
     appointment_from_body,
     parse_find_request,
+    parse_waitlist_request,
     reason_from_body,
     slots_from_body,
 )
@@ -32,6 +33,7 @@ router = APIRouter()
 async def put_availability(id: str, request: Request) -> Response:
     rules = parse_json(await read_body(request))
     report = scheduling.set_availability(repo_of(request), schedule_id=id, rules=rules)
+    waitlist.process(repo_of(request))  # changed hours may free slots someone waits for
     return Response(orjson.dumps(report.to_json()), media_type="application/json")
 
 
@@ -76,6 +78,7 @@ async def book(request: Request) -> Response:
 async def cancel(id: str, request: Request) -> Response:
     reason = reason_from_body(parse_json(await read_body(request)))
     stored = scheduling.cancel(repo_of(request), appointment_id=id, reason=reason)
+    waitlist.process(repo_of(request))  # the freed slot goes to the first in line
     return resource_response(stored)
 
 
@@ -83,6 +86,7 @@ async def cancel(id: str, request: Request) -> Response:
 async def reschedule(id: str, request: Request) -> Response:
     slots = slots_from_body(parse_json(await read_body(request)))
     stored = scheduling.reschedule(repo_of(request), appointment_id=id, slots=slots)
+    waitlist.process(repo_of(request))
     return resource_response(stored)
 
 
@@ -107,6 +111,51 @@ async def no_shows(request: Request) -> Response:
     marked = visits.mark_no_shows(repo_of(request))
     body = {"marked": [f"Appointment/{id}" for id in marked]}
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def _entry_id(id: str) -> int:
+    if not id.isdigit():
+        raise InvalidRequestError(f"a waitlist entry id is a number, got {id!r}", expression=["id"])
+    return int(id)
+
+
+@router.post("/api/waitlist")
+async def waitlist_add(request: Request) -> Response:
+    wanted = parse_waitlist_request(parse_json(await read_body(request)))
+    entry = waitlist.request(
+        repo_of(request),
+        patient=wanted.patient,
+        start=wanted.start,
+        end=wanted.end,
+        practitioner=wanted.practitioner,
+        service_type=wanted.service_type,
+    )
+    return _json(entry, 201)
+
+
+@router.get("/api/waitlist")
+async def waitlist_list(request: Request, status: str | None = None, patient: str | None = None) -> Response:
+    return _json(waitlist.list_entries(repo_of(request), status=status, patient=patient))
+
+
+@router.get("/api/waitlist/{id}")
+async def waitlist_read(id: str, request: Request) -> Response:
+    return _json(waitlist.get_entry(repo_of(request), entry_id=_entry_id(id)))
+
+
+@router.delete("/api/waitlist/{id}")
+async def waitlist_cancel(id: str, request: Request) -> Response:
+    return _json(waitlist.cancel_entry(repo_of(request), entry_id=_entry_id(id)))
+
+
+@router.get("/api/notifications")
+async def notifications_list(request: Request, status: str | None = None, limit: int = 100) -> Response:
+    """Outbox messages, newest first; ``?status=failed`` lists the sends that need a person."""
+    return _json(notifications.list_notifications(repo_of(request), status=status, limit=limit))
 
 
 @router.post("/fhir/Appointment")

@@ -15,8 +15,10 @@ from medfusion.errors import InvalidRequestError
 
 __all__ = [
     "FindRequest",
+    "WaitlistRequest",
     "appointment_from_body",
     "parse_find_request",
+    "parse_waitlist_request",
     "reason_from_body",
     "slots_from_body",
 ]
@@ -173,3 +175,43 @@ def slots_from_body(payload: Any) -> list[str]:
             "$reschedule needs the new Slot reference(s) in 'slot'", code="required", expression=["slot"]
         )
     return [r for r in refs if isinstance(r, str)]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitlistRequest:
+    """The parsed body of ``POST /api/waitlist`` (keyword arguments of ``waitlist.request``)."""
+
+    patient: str
+    start: datetime
+    end: datetime
+    practitioner: str | None = None
+    service_type: str | None = None
+
+
+_WAITLIST_NAMES = {"patient", "practitioner", "service-type", "start", "end"}
+
+
+def parse_waitlist_request(payload: Any) -> WaitlistRequest:
+    """Read a waitlist request: ``{"patient", "practitioner" | "service-type", "start", "end"}``."""
+    values = _flatten(payload)
+    for name in values:
+        if name not in _WAITLIST_NAMES:
+            raise InvalidRequestError(
+                f"unknown waitlist field {name!r}; expected {sorted(_WAITLIST_NAMES)}", expression=[name]
+            )
+    for name in ("patient", "start", "end"):
+        if name not in values:
+            raise InvalidRequestError(
+                f"a waitlist request needs {name!r}", code="required", expression=[name]
+            )
+    for name in ("patient", "practitioner", "service-type"):
+        value = values.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise InvalidRequestError(f"{name} must be non-empty text, got {value!r}", expression=[name])
+    return WaitlistRequest(
+        patient=values["patient"],
+        start=_when(values["start"], "start"),
+        end=_when(values["end"], "end"),
+        practitioner=values.get("practitioner"),
+        service_type=values.get("service-type"),
+    )

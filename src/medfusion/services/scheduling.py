@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from medfusion.config import get_settings
 from medfusion.errors import (
     ConflictError,
     InvalidRequestError,
@@ -54,6 +55,7 @@ from medfusion.services._slot_store import (
     occupied,
     overlaps,
     parse_instant,
+    patients_of,
     proposals_bundle,
     release,
     rules_of,
@@ -66,6 +68,7 @@ from medfusion.services._slot_store import (
     token,
     without_hold,
 )
+from medfusion.services.notifications import enqueue_in
 from medfusion.services.parsing import parse_resource
 from medfusion.services.records import new_id
 from medfusion.store.repository import SqlTransaction
@@ -397,11 +400,29 @@ def book(
                 WriteRequest("Slot", found.id, taken_body(body), found.version) for found, body in slots
             ]
             writes.append(WriteRequest("Appointment", new_id(), resource, 0))
-            return tx.write_many(writes)[-1]
+            stored = tx.write_many(writes)[-1]
+            if acting_patient is not None:
+                _tell_staff(tx, "booked", stored.id, resource)
+            return stored
     except PreconditionFailedError:
         raise ConflictError(
             "the slot was taken by a concurrent booking", expression=["Appointment.slot"]
         ) from None
+
+
+def _tell_staff(tx: FhirTransaction, what: str, appointment_id: str, body: dict[str, Any]) -> None:
+    """Queue a notice to the front desk, in the booking's own transaction (portal bookings)."""
+    patients = ", ".join(sorted(patients_of(body))) or "a patient"
+    enqueue_in(
+        tx,
+        key=f"staff-{what}|{appointment_id}",
+        kind=f"staff-{what}",
+        recipient=get_settings().staff_email,
+        subject=f"{patients} {what} an appointment themself",
+        body=f"{patients} {what} Appointment/{appointment_id} from {body.get('start')} to {body.get('end')}"
+        + (f"; reason: {body['cancelationReason']['text']}" if what == "cancelled" else ""),
+        appointment_id=appointment_id,
+    )
 
 
 def cancel(
@@ -438,6 +459,8 @@ def cancel(
             body["status"] = "cancelled"
             body["cancelationReason"] = {"text": reason.strip()}
             stored = tx.write("Appointment", appointment_id, body, expected_version=current.version)
+            if acting_patient is not None:
+                _tell_staff(tx, "cancelled", appointment_id, body)
             for ref in body.get("slot", []):
                 kind, _, id = ref.get("reference", "").partition("/")
                 found = tx.read_current("Slot", id) if kind == "Slot" else None
