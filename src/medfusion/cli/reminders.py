@@ -32,8 +32,9 @@ def run(
 
     repo = open_repository(db or get_settings().database_url)
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     console = Console()
     notifier = notifier_from_settings()
     console.print(f"reminder loop on {type(notifier).__name__}" + (" (once)" if once else ""))
@@ -41,6 +42,8 @@ def run(
         reports = run_loop(repo, notifier, stop=stop, interval=interval, once=once)
     finally:
         repo.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     totals: dict[str, int] = {}
     for report in reports:
         for key, value in report.to_json().items():
