@@ -55,3 +55,35 @@ def test_check_in_no_shows_and_stats(client: TestClient) -> None:
     assert stats["practitioners"] == [
         {"reference": "Practitioner/pa", "visits": 2, "noShows": 1, "noShowRate": 0.5}
     ]
+
+
+def test_a_patient_caller_may_book_only_for_themself(sql_repo: FhirRepository) -> None:
+    """The HTTP seam: whatever authenticates a patient sets ``request.state.acting_patient``."""
+    from medfusion.api import create_app
+
+    app = create_app(sql_repo)
+
+    @app.middleware("http")
+    async def as_patient_p1(request: Any, call_next: Any) -> Any:  # stands in for authentication
+        request.state.acting_patient = "Patient/p1"
+        return await call_next(request)
+
+    with TestClient(app) as client:
+        _setup(client)
+        assert (
+            client.put("/api/schedules/dr-a/availability", json={**RULES, "horizonDays": 21}).status_code
+            == 200
+        )
+        today = datetime.now(UTC).date()
+        monday = today + timedelta(days=7 + (7 - today.weekday()) % 7)
+        window = {"start": f"{monday}T00:00:00Z", "end": f"{monday + timedelta(days=1)}T00:00:00Z"}
+        first, second = _find(client, window)
+        first["participant"].append({"actor": {"reference": "Patient/p2"}, "status": "accepted"})
+        refused = client.post("/fhir/Appointment/$book", json=first)
+        assert refused.status_code == 403 and refused.json()["issue"][0]["code"] == "forbidden"
+        second["participant"].append({"actor": {"reference": "Patient/p1"}, "status": "accepted"})
+        booked = client.post("/fhir/Appointment/$book", json=second)
+        assert booked.status_code == 201
+        # The front desk hears of the self-booking.
+        notices = client.get("/api/notifications").json()
+        assert [n["kind"] for n in notices] == ["staff-booked"]

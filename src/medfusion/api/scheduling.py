@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from medfusion.api.errors import FHIR_JSON
-from medfusion.api.http import base_url, read_body, repo_of, resource_response
+from medfusion.api.http import acting_patient, base_url, read_body, repo_of, resource_response
 from medfusion.errors import InvalidRequestError
 from medfusion.services import notifications, records, scheduling, visits, waitlist
 from medfusion.services.appointment_params import (
@@ -70,14 +70,18 @@ async def hold(request: Request) -> Response:
 @router.post("/fhir/Appointment/$book")
 async def book(request: Request) -> Response:
     appointment = appointment_from_body(parse_json(await read_body(request)))
-    stored = scheduling.book(repo_of(request), appointment=appointment)
+    stored = scheduling.book(
+        repo_of(request), appointment=appointment, acting_patient=acting_patient(request)
+    )
     return resource_response(stored, 201, base=base_url(request))
 
 
 @router.post("/fhir/Appointment/{id}/$cancel")
 async def cancel(id: str, request: Request) -> Response:
     reason = reason_from_body(parse_json(await read_body(request)))
-    stored = scheduling.cancel(repo_of(request), appointment_id=id, reason=reason)
+    stored = scheduling.cancel(
+        repo_of(request), appointment_id=id, reason=reason, acting_patient=acting_patient(request)
+    )
     waitlist.process(repo_of(request))  # the freed slot goes to the first in line
     return resource_response(stored)
 
@@ -173,7 +177,7 @@ async def create(request: Request) -> Response:
             raise InvalidRequestError(
                 "a conditional create cannot book Slots; use $book", expression=["Appointment.slot"]
             )
-        stored = scheduling.book(repo_of(request), appointment=body)
+        stored = scheduling.book(repo_of(request), appointment=body, acting_patient=acting_patient(request))
         return resource_response(stored, 201, base=base_url(request), prefer=request.headers.get("prefer"))
     outcome = records.create(
         repo_of(request),
