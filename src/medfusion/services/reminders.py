@@ -18,12 +18,14 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from medfusion.config import get_settings
+from medfusion.fhir.repository import FhirTransaction
 from medfusion.fhir.resource import now_utc
 from medfusion.fhir.search import parse_search
 from medfusion.services import visits, waitlist
-from medfusion.services._slot_store import ALL, instant, parse_instant, patients_of
+from medfusion.services._slot_store import ALL, instant, parse_instant, patients_of, rules_of
 from medfusion.services.notifications import DeliveryReport, deliver_due, email_of, enqueue_in
 from medfusion.services.notifiers import Notifier
 from medfusion.store.repository import SqlRepository
@@ -56,6 +58,24 @@ def _hours(offset: float) -> str:
     return f"{offset:g}h"
 
 
+def _local_time(tx: FhirTransaction, appointment: dict[str, Any]) -> str:
+    """The start on the clinic's wall clock (its Schedule's zone), else in UTC."""
+    start = parse_instant(appointment["start"])
+    zone = "UTC"
+    slots = [
+        r.get("reference", "")
+        for r in appointment.get("slot", [])
+        if r.get("reference", "").startswith("Slot/")
+    ]
+    slot = tx.read_current("Slot", slots[0][5:]) if slots else None
+    if slot is not None and not slot.deleted:
+        schedule = tx.read_current("Schedule", slot.json()["schedule"]["reference"].split("/", 1)[1])
+        rules = rules_of(schedule.json()) if schedule is not None and not schedule.deleted else None
+        zone = rules.timezone if rules is not None else zone
+    local = start.astimezone(ZoneInfo(zone))
+    return f"{local:%A %d %B %Y, %H:%M} ({zone})"
+
+
 def plan_reminders(repo: SqlRepository, *, now: datetime | None = None) -> int:
     """Queue the reminders due by ``now`` for booked future Appointments; how many were new."""
     offsets = sorted({float(o) for o in get_settings().reminder_offsets_hours if o > 0})
@@ -78,15 +98,16 @@ def plan_reminders(repo: SqlRepository, *, now: datetime | None = None) -> int:
             if not due:
                 continue
             offset = due[0]  # the latest due: earlier ones would arrive together with it
+            when = _local_time(tx, body)
             for patient in sorted(patients_of(body)):
                 added += enqueue_in(
                     tx,
                     key=f"reminder|{match.id}|{body['start']}|{_hours(offset)}|{patient}",
                     kind="reminder",
                     recipient=email_of(tx, patient),
-                    subject=f"Reminder: your appointment on {body['start']}",
+                    subject=f"Reminder: your appointment on {when}",
                     body=(
-                        f"This is a reminder of your appointment from {body['start']} to {body['end']} "
+                        f"This is a reminder of your appointment on {when} "
                         f"(Appointment/{match.id}). To cancel, contact the practice."
                     ),
                     appointment_id=match.id,

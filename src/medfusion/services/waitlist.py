@@ -294,7 +294,7 @@ def _offer(repo: SqlRepository, row: WaitlistRow, now: datetime, report: Process
             if moved:
                 enqueue_in(
                     tx,
-                    key=f"waitlist-offer|{row.id}|{slot}|{token}",
+                    key=f"waitlist-offer|{row.id}|{slot}|{row.offers + 1}",  # no token: keys are listed
                     kind="waitlist-offer",
                     recipient=email_of(tx, row.patient),
                     subject="An appointment is free for you",
