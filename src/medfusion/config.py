@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +53,28 @@ class Settings(BaseSettings):
         ``key_file``, created with mode 0600 on first use.
     key_file
         The keyring file (data keys, old ones kept for reading, and the index key).
+    noshow_grace_minutes
+        Minutes after an appointment's start without check-in before it is marked ``noshow``.
+    reminder_offsets_hours
+        How long before an appointment its reminders go out (JSON list in the environment).
+    reminders_in_serve
+        Run the reminder loop as a background task of ``medfusion serve``.
+    reminder_interval_seconds
+        Pause between two ticks of the reminder loop.
+    notifier
+        ``log`` (messages go to the log; the demo) or ``smtp``.
+    smtp_host, smtp_port, smtp_sender, smtp_starttls, smtp_username, smtp_password
+        The SMTP server email goes through, the ``From`` address and optional login.
+    staff_email
+        Where staff notices go (patient self-bookings and cancellations).
+    outbox_max_attempts
+        Tries before a message is marked ``failed``.
+    outbox_backoff_seconds
+        Wait before the first retry; doubled after each further failure.
+    outbox_lease_seconds
+        How long a sender may take over one message before it counts as interrupted.
+    waitlist_offer_minutes
+        How long a waitlist offer holds its slot for the patient offered it.
     bench_bare_file
         Benchmarks only: a file whose bytes ``GET /_bare`` serves, the ceiling that
         read-by-id is measured against.
@@ -75,6 +97,22 @@ class Settings(BaseSettings):
     encrypt_at_rest: bool = True
     encryption_key: SecretStr | None = None
     key_file: Path = Path(".medfusion/keys.json")
+    noshow_grace_minutes: int = Field(default=15, ge=0)
+    reminder_offsets_hours: list[float] = Field(default_factory=lambda: [48.0, 2.0])
+    reminders_in_serve: bool = True
+    reminder_interval_seconds: float = Field(default=30.0, gt=0)
+    notifier: Literal["log", "smtp"] = "log"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_sender: str = "medfusion@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    staff_email: str = "frontdesk@localhost"
+    outbox_max_attempts: int = Field(default=5, gt=0)
+    outbox_backoff_seconds: float = Field(default=30.0, gt=0)
+    outbox_lease_seconds: float = Field(default=120.0, gt=0)
+    waitlist_offer_minutes: int = Field(default=15, gt=0, le=60)
     bench_bare_file: Path | None = None
 
 

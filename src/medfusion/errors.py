@@ -18,6 +18,7 @@ Hierarchy::
     ├── PayloadTooLargeError (ValueError)         413 too-long
     ├── NotFoundError (LookupError)               404 not-found
     │   └── UnknownResourceTypeError              404 not-supported
+    ├── ForbiddenError (PermissionError)          403 forbidden
     ├── GoneError (LookupError)                   410 deleted
     ├── ConflictError                             409 conflict
     ├── BusinessRuleError (ValueError)            422 business-rule
@@ -36,6 +37,7 @@ __all__ = [
     "ConflictError",
     "DataError",
     "EncryptionError",
+    "ForbiddenError",
     "GoneError",
     "InvalidRequestError",
     "MedfusionError",
@@ -130,6 +132,12 @@ class UnknownResourceTypeError(NotFoundError):
     """The resource type is not an R4 resource type."""
 
     code = "not-supported"
+
+
+class ForbiddenError(MedfusionError, PermissionError):
+    """The caller may not do this (a patient booking for someone else)."""
+
+    code = "forbidden"
 
 
 class GoneError(MedfusionError, LookupError):

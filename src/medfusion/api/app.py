@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +23,28 @@ from medfusion.fhir.repository import FhirRepository
 __all__ = ["create_app"]
 
 
-def create_app(repo: FhirRepository | None = None, *, bare_payload: Path | None = None) -> FastAPI:
+def _reminder_thread(repo: FhirRepository, stop: threading.Event) -> threading.Thread | None:
+    """Start the reminder loop beside the server (a thread: its work is blocking I/O)."""
+    from medfusion.services.notifiers import notifier_from_settings
+    from medfusion.services.reminders import run_loop
+    from medfusion.store.repository import SqlRepository
+
+    if not isinstance(repo, SqlRepository):
+        return None
+    thread = threading.Thread(
+        target=run_loop,
+        args=(repo, notifier_from_settings()),
+        kwargs={"stop": stop},
+        name="medfusion-reminders",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def create_app(
+    repo: FhirRepository | None = None, *, bare_payload: Path | None = None, reminders: bool = False
+) -> FastAPI:
     """Build the application.
 
     Parameters
@@ -33,6 +55,10 @@ def create_app(repo: FhirRepository | None = None, *, bare_payload: Path | None 
     bare_payload
         Benchmarks only: serve this file's bytes at ``GET /_bare``, the ceiling that
         read-by-id is compared against (default: ``settings.bench_bare_file``).
+    reminders
+        Run the reminder loop (no-shows, waitlist, reminders, outbox) in a background
+        thread while the app is up; ``medfusion serve`` turns it on unless
+        ``settings.reminders_in_serve`` is off. Needs the SQL store.
     """
     bare_payload = bare_payload or get_settings().bench_bare_file
     if repo is None:
@@ -43,7 +69,12 @@ def create_app(repo: FhirRepository | None = None, *, bare_payload: Path | None 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        loop = _reminder_thread(store, stop) if reminders else None
         yield
+        stop.set()
+        if loop is not None:
+            loop.join(timeout=30)
         close = getattr(store, "close", None)
         if close is not None:
             close()

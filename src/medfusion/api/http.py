@@ -10,7 +10,15 @@ from medfusion.config import get_settings
 from medfusion.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedError
 from medfusion.fhir.repository import FhirRepository, StoredResource
 
-__all__ = ["StoredResponse", "base_url", "http_date", "read_body", "repo_of", "resource_response"]
+__all__ = [
+    "StoredResponse",
+    "acting_patient",
+    "base_url",
+    "http_date",
+    "read_body",
+    "repo_of",
+    "resource_response",
+]
 
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
 _FHIR_JSON = FHIR_JSON.encode()
@@ -20,6 +28,16 @@ def repo_of(request: Request) -> FhirRepository:
     """The store the application serves."""
     repo: FhirRepository = request.app.state.repo
     return repo
+
+
+def acting_patient(request: Request) -> str | None:
+    """``Patient/id`` when the caller is a patient acting for themself, else None (staff).
+
+    The seam for authentication: whatever authenticates a patient sets
+    ``request.state.acting_patient``; until then every caller counts as staff.
+    """
+    value = getattr(request.state, "acting_patient", None)
+    return value if isinstance(value, str) else None
 
 
 def base_url(request: Request) -> str:

@@ -1,4 +1,5 @@
-"""Appointment routes: availability, ``$find``, ``$hold``, ``$book``, ``$cancel``, ``$reschedule``.
+"""Appointment routes: availability, ``$find``, ``$hold``, ``$book``, ``$cancel``, ``$reschedule``,
+``$check-in``, ``$fulfill``, no-shows and their statistics.
 
 Included ahead of the FHIR router so ``/fhir/Appointment/$find`` is not read as an id, and
 so a plain ``POST /fhir/Appointment`` that books Slots goes through the booking rules.
@@ -11,12 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from medfusion.api.errors import FHIR_JSON
-from medfusion.api.http import base_url, read_body, repo_of, resource_response
+from medfusion.api.http import acting_patient, base_url, read_body, repo_of, resource_response
 from medfusion.errors import InvalidRequestError
-from medfusion.services import records, scheduling
+from medfusion.services import notifications, records, scheduling, visits, waitlist
 from medfusion.services.appointment_params import (
     appointment_from_body,
     parse_find_request,
+    parse_waitlist_request,
     reason_from_body,
     slots_from_body,
 )
@@ -31,6 +33,7 @@ router = APIRouter()
 async def put_availability(id: str, request: Request) -> Response:
     rules = parse_json(await read_body(request))
     report = scheduling.set_availability(repo_of(request), schedule_id=id, rules=rules)
+    waitlist.process(repo_of(request))  # changed hours may free slots someone waits for
     return Response(orjson.dumps(report.to_json()), media_type="application/json")
 
 
@@ -50,6 +53,8 @@ async def find(request: Request) -> Response:
         practitioner=found.practitioner,
         location=found.location,
         service_type=found.service_type,
+        specialty=found.specialty,
+        visit_type=found.visit_type,
         count=found.count,
     )
     return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
@@ -65,14 +70,19 @@ async def hold(request: Request) -> Response:
 @router.post("/fhir/Appointment/$book")
 async def book(request: Request) -> Response:
     appointment = appointment_from_body(parse_json(await read_body(request)))
-    stored = scheduling.book(repo_of(request), appointment=appointment)
+    stored = scheduling.book(
+        repo_of(request), appointment=appointment, acting_patient=acting_patient(request)
+    )
     return resource_response(stored, 201, base=base_url(request))
 
 
 @router.post("/fhir/Appointment/{id}/$cancel")
 async def cancel(id: str, request: Request) -> Response:
     reason = reason_from_body(parse_json(await read_body(request)))
-    stored = scheduling.cancel(repo_of(request), appointment_id=id, reason=reason)
+    stored = scheduling.cancel(
+        repo_of(request), appointment_id=id, reason=reason, acting_patient=acting_patient(request)
+    )
+    waitlist.process(repo_of(request))  # the freed slot goes to the first in line
     return resource_response(stored)
 
 
@@ -80,7 +90,76 @@ async def cancel(id: str, request: Request) -> Response:
 async def reschedule(id: str, request: Request) -> Response:
     slots = slots_from_body(parse_json(await read_body(request)))
     stored = scheduling.reschedule(repo_of(request), appointment_id=id, slots=slots)
+    waitlist.process(repo_of(request))
     return resource_response(stored)
+
+
+@router.post("/fhir/Appointment/{id}/$check-in")
+async def check_in(id: str, request: Request) -> Response:
+    return resource_response(visits.check_in(repo_of(request), appointment_id=id))
+
+
+@router.post("/fhir/Appointment/{id}/$fulfill")
+async def fulfill(id: str, request: Request) -> Response:
+    return resource_response(visits.fulfill(repo_of(request), appointment_id=id))
+
+
+@router.get("/api/scheduling/stats")
+async def stats(request: Request) -> Response:
+    return Response(orjson.dumps(visits.no_show_stats(repo_of(request))), media_type="application/json")
+
+
+@router.post("/api/scheduling/no-shows")
+async def no_shows(request: Request) -> Response:
+    """Mark overdue ``booked`` Appointments ``noshow`` now (the reminder loop does it every tick)."""
+    marked = visits.mark_no_shows(repo_of(request))
+    body = {"marked": [f"Appointment/{id}" for id in marked]}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def _entry_id(id: str) -> int:
+    if not id.isdigit():
+        raise InvalidRequestError(f"a waitlist entry id is a number, got {id!r}", expression=["id"])
+    return int(id)
+
+
+@router.post("/api/waitlist")
+async def waitlist_add(request: Request) -> Response:
+    wanted = parse_waitlist_request(parse_json(await read_body(request)))
+    entry = waitlist.request(
+        repo_of(request),
+        patient=wanted.patient,
+        start=wanted.start,
+        end=wanted.end,
+        practitioner=wanted.practitioner,
+        service_type=wanted.service_type,
+    )
+    return _json(entry, 201)
+
+
+@router.get("/api/waitlist")
+async def waitlist_list(request: Request, status: str | None = None, patient: str | None = None) -> Response:
+    return _json(waitlist.list_entries(repo_of(request), status=status, patient=patient))
+
+
+@router.get("/api/waitlist/{id}")
+async def waitlist_read(id: str, request: Request) -> Response:
+    return _json(waitlist.get_entry(repo_of(request), entry_id=_entry_id(id)))
+
+
+@router.delete("/api/waitlist/{id}")
+async def waitlist_cancel(id: str, request: Request) -> Response:
+    return _json(waitlist.cancel_entry(repo_of(request), entry_id=_entry_id(id)))
+
+
+@router.get("/api/notifications")
+async def notifications_list(request: Request, status: str | None = None, limit: int = 100) -> Response:
+    """Outbox messages, newest first; ``?status=failed`` lists the sends that need a person."""
+    return _json(notifications.list_notifications(repo_of(request), status=status, limit=limit))
 
 
 @router.post("/fhir/Appointment")
@@ -98,7 +177,7 @@ async def create(request: Request) -> Response:
             raise InvalidRequestError(
                 "a conditional create cannot book Slots; use $book", expression=["Appointment.slot"]
             )
-        stored = scheduling.book(repo_of(request), appointment=body)
+        stored = scheduling.book(repo_of(request), appointment=body, acting_patient=acting_patient(request))
         return resource_response(stored, 201, base=base_url(request), prefer=request.headers.get("prefer"))
     outcome = records.create(
         repo_of(request),

@@ -128,7 +128,7 @@ def _serve(host: str, port: int, url: str, workers: int = 1) -> None:
                 access_log=False,
             )
             return
-        application = create_app(open_repository(url))
+        application = create_app(open_repository(url), reminders=get_settings().reminders_in_serve)
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -237,6 +237,14 @@ def _register_schedule() -> None:
     app.add_typer(schedule_app, name="schedule")
 
 
+def _register_reminders() -> None:
+    from medfusion.cli.reminders import list_outbox, reminders_app, run
+
+    reminders_app.command("run")(friendly(run))
+    reminders_app.command("list")(friendly(list_outbox))
+    app.add_typer(reminders_app, name="reminders")
+
+
 @app.command()
 @friendly
 def demo(
@@ -277,6 +285,7 @@ _register_synth()
 _register_ml()
 _register_quality()
 _register_schedule()
+_register_reminders()
 
 
 if __name__ == "__main__":

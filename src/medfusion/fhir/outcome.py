@@ -8,6 +8,7 @@ from medfusion.errors import (
     BundleEntryError,
     BusinessRuleError,
     ConflictError,
+    ForbiddenError,
     GoneError,
     InvalidRequestError,
     MedfusionError,
@@ -23,6 +24,7 @@ __all__ = ["STATUS_TABLE", "operation_outcome", "outcome_for_error", "status_for
 STATUS_TABLE: tuple[tuple[type[MedfusionError], int], ...] = (
     (PayloadTooLargeError, 413),
     (InvalidRequestError, 400),
+    (ForbiddenError, 403),
     (NotFoundError, 404),
     (GoneError, 410),
     (ConflictError, 409),

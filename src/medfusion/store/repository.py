@@ -55,7 +55,7 @@ class SqlTransaction:
 
     def __init__(self, conn: sa.Connection, protection: Protection | None = None) -> None:
         self.conn = conn
-        self._protection = protection or Protection(None)
+        self.protection = protection or Protection(None)
         self._dialect = conn.dialect.name
         self._columns = resource_columns(self._dialect)
 
@@ -68,7 +68,7 @@ class SqlTransaction:
                 resource.c.current,
             )
         ).first()
-        return to_stored(row, self._protection) if row is not None else None
+        return to_stored(row, self.protection) if row is not None else None
 
     def read(self, resource_type: str, id: str) -> StoredResource:
         return require_live(self.read_current(resource_type, id), resource_type, id)
@@ -83,7 +83,7 @@ class SqlTransaction:
         ).first()
         if row is None:
             raise NotFoundError(f"{resource_type}/{id} has no version {version}")
-        found = to_stored(row, self._protection)
+        found = to_stored(row, self.protection)
         if found.deleted:
             raise GoneError(f"{resource_type}/{id} version {version} is a deletion")
         return found
@@ -114,10 +114,10 @@ class SqlTransaction:
             .limit(count)
             .offset(offset)
         )
-        return HistoryPage(entries=[to_stored(row, self._protection) for row in rows], total=int(total))
+        return HistoryPage(entries=[to_stored(row, self.protection) for row in rows], total=int(total))
 
     def search(self, query: SearchQuery) -> SearchResult:
-        return execute_search(self.conn, self._protection.query(query), self._protection)
+        return execute_search(self.conn, self.protection.query(query), self.protection)
 
     @contextmanager
     def savepoint(self) -> Iterator[SqlTransaction]:
@@ -196,7 +196,7 @@ class SqlTransaction:
                 body = None
                 if with_body:
                     body = stored_body(
-                        self._protection, row.res_type, row.res_id, row.version, row.body, row.sealed
+                        self.protection, row.res_type, row.res_id, row.version, row.body, row.sealed
                     )
                 out[(row.res_type, row.res_id)] = _Current(
                     row.rid, row.version, bool(row.deleted), row.last_updated, body
@@ -285,8 +285,8 @@ class SqlTransaction:
 
     def _body_columns(self, resource_type: str, id: str, version: int, body: bytes) -> dict[str, Any]:
         """``body`` (plain JSON) or ``sealed`` (ciphertext) for a new version row."""
-        if self._protection.enabled:
-            return {"body": None, "sealed": self._protection.seal(resource_type, id, version, body)}
+        if self.protection.enabled:
+            return {"body": None, "sealed": self.protection.seal(resource_type, id, version, body)}
         return {"body": body.decode() if self._dialect == "postgresql" else body, "sealed": None}
 
     def _allocate_rids(self, count: int) -> list[int]:
@@ -343,7 +343,7 @@ class SqlTransaction:
         quantities: list[tuple[Any, ...]] = []
         references: list[tuple[Any, ...]] = []
         for rid, resource_type, body in items:
-            entries = self._protection.index(resource_type, extract_index(resource_type, body))
+            entries = self.protection.index(resource_type, extract_index(resource_type, body))
             head = (rid, resource_type)
             strings.extend(head + row for row in entries.strings)
             tokens.extend(head + row for row in token_rows(entries))

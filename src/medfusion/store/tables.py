@@ -20,7 +20,9 @@ __all__ = [
     "idx_string",
     "idx_token",
     "metadata",
+    "outbox",
     "resource",
+    "waitlist",
 ]
 
 metadata = sa.MetaData()
@@ -122,3 +124,51 @@ INDEX_TABLES: dict[str, sa.Table] = {
     "quantity": idx_quantity,
     "reference": idx_reference,
 }
+
+# -- scheduling: notifications waiting to be sent, and the waitlist -------------------
+Instant = sa.DateTime(timezone=True)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    # What the message is about, once: a second enqueue of the same key is ignored.
+    sa.Column("dedupe_key", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("recipient", sa.String(256), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("appointment_id", sa.String(64), nullable=True),
+    sa.Column("patient", sa.String(128), nullable=True),
+    # pending -> sending -> sent | failed (| skipped when the appointment changed)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Instant, nullable=False),
+    sa.Column("claimed_until", Instant, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Instant, nullable=False),
+    sa.Column("sent_at", Instant, nullable=True),
+    sa.Column("communication_id", sa.String(64), nullable=True),
+    sa.UniqueConstraint("dedupe_key", name="uq_outbox_dedupe_key"),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+waitlist = sa.Table(
+    "waitlist",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),  # also the place in line
+    sa.Column("patient", sa.String(128), nullable=False),
+    sa.Column("practitioner", sa.String(128), nullable=True),
+    sa.Column("service_type", sa.String(256), nullable=True),
+    sa.Column("start", Instant, nullable=False),
+    sa.Column("end", Instant, nullable=False),
+    # waiting -> offered -> booked | waiting (offer lapsed, next in line) ; cancelled
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("offered_slot", sa.String(64), nullable=True),
+    sa.Column("offer_token", sa.String(64), nullable=True),
+    sa.Column("offer_expires", Instant, nullable=True),
+    sa.Column("offers", sa.Integer, nullable=False),
+    sa.Column("created_at", Instant, nullable=False),
+    sa.Column("updated_at", Instant, nullable=False),
+    sa.Index("ix_waitlist_status", "status", "id"),
+)
