@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings", "override_settings"]
@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         from reserving every slot).
     hold_minutes
         How long ``$hold`` keeps slots for the holder.
+    deid_key
+        Secret for de-identified exports (pseudonymous ids, per-patient date shifts); at
+        least 16 characters. When empty, ``deid_key_file`` is used.
+    deid_key_file
+        File holding that secret, created with mode 0600 (32 random bytes, hex) on first
+        use; a file readable by group or others is refused.
     bench_bare_file
         Benchmarks only: a file whose bytes ``GET /_bare`` serves, the ceiling that
         read-by-id is measured against.
@@ -64,6 +70,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, gt=0, le=64)
     max_future_appointments: int = Field(default=5, gt=0)
     hold_minutes: int = Field(default=5, gt=0, le=60)
+    deid_key: SecretStr | None = None
+    deid_key_file: Path = Path(".medfusion/deid.key")
     bench_bare_file: Path | None = None
 
 

@@ -145,14 +145,32 @@ def _analyzer() -> Any:
     return engine
 
 
+# Presidio's URL recogniser also matches code text such as "A1c/Hemoglobin.total": a URL
+# must carry a scheme, "www." or a common top-level domain, and start at a word boundary.
+_URL_SHAPE: Final = re.compile(
+    r"(?i)^(?:[a-z][a-z0-9+.-]*://|www\.|[\w.-]+\.(?:com|org|net|edu|gov|mil|int|io|info|biz|us|uk|ca|de|fr"
+    r"|health|me|co|ly|app|dev)(?:[/:?#]|$))"
+)
+
+
 @lru_cache(maxsize=65536)
 def _pattern_findings(text: str) -> tuple[Finding, ...]:
     if not _PATTERN_HINT.search(text):
         return ()
     results = _analyzer().analyze(text=text, language="en", score_threshold=0.3)
-    return tuple(
-        Finding(r.start, r.end, _ENTITY_KIND[r.entity_type]) for r in results if r.entity_type in _ENTITY_KIND
-    )
+    findings = []
+    for result in results:
+        kind = _ENTITY_KIND.get(result.entity_type)
+        if kind is None:
+            continue
+        if kind == "URL":
+            inside_word = result.start > 0 and (
+                text[result.start - 1].isalnum() or text[result.start - 1] == "/"
+            )
+            if inside_word or not _URL_SHAPE.match(text[result.start : result.end]):
+                continue
+        findings.append(Finding(result.start, result.end, kind))
+    return tuple(findings)
 
 
 def _name_tokens(name: str) -> set[str]:
