@@ -47,11 +47,18 @@ _ENTITY_KIND: Final = {
     "STREET": "ADDRESS",
     "ZIP": "ADDRESS",
     "LONG_ID": "ID",
+    "URL_ANY": "URL",
+    "NANP_PHONE": "PHONE",
 }
 
 _CUSTOM_PATTERNS: Final = (
     # SSNs without Presidio's validity filter (test and placeholder ranges are still SSNs here).
     ("SSN_ANY", r"\b\d{3}-\d{2}-\d{4}\b", 0.7),
+    # North American numbers whatever the area code (the phonenumbers library rejects
+    # unassigned ones, but a typo'd number is still a phone number).
+    ("NANP_PHONE", r"(?<![\d-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\d-])", 0.7),
+    # Presidio's URL recogniser misses hosts given as IP addresses.
+    ("URL_ANY", r"\b(?:https?|ftp)://[^\s<>\"']*[^\s<>\"'.,;:)]", 0.9),
     ("EMAIL_ADDRESS", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b", 0.9),
     ("MRN", r"(?i)\b(?:MRN|medical record(?: number| no\.?)?|record (?:number|no\.?)|chart (?:number|no\.?)"
      r"|acct|account(?: number| no\.?)?|member id|policy(?: number| no\.?)?|licen[cs]e(?: number| no\.?)?"
@@ -83,9 +90,11 @@ _CUE: Final = re.compile(
     r"(?i:\b(?:patient|pt|name|son|daughter|wife|husband|mother|father|brother|sister|spouse|partner|friend"
     r"|neighbo(?:u)?r|caregiver|guardian|grandson|granddaughter|aunt|uncle|niece|nephew|cousin|contact"
     r"|called|named|signed by|seen by|referred by|accompanied by)\b)[\s:,]+"
-    r"((?:[A-Z][a-zA-Z'-]+)(?:\s+[A-Z][a-zA-Z'-]+)?)"
+    r"(?!(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Sr|Nurse|Rev)\b)((?:[A-Z][a-zA-Z'-]+)(?:\s+[A-Z][a-zA-Z'-]+)?)"
 )
 _WORD: Final = re.compile(r"[A-Za-z][A-Za-z'-]*\d*")
+# Words of street lines and places, numbers included ("1003 Kilback Esplanade").
+_PLACE_WORD: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 _CAPITALISED_NEXT: Final = re.compile(r"\s+([A-Z][a-zA-Z'-]+)")
 
 # Common US given names (a gazetteer standing in for a statistical name recogniser).
@@ -201,7 +210,7 @@ class TextDetector:
             self._names |= _name_tokens(name)
         self._places: set[tuple[str, ...]] = set()
         for place in places:
-            words = tuple(word.lower() for word in _WORD.findall(place))
+            words = tuple(word.lower() for word in _PLACE_WORD.findall(place))
             if words:
                 self._places.add(words)
         self._longest_place = max((len(p) for p in self._places), default=0)
@@ -212,7 +221,7 @@ class TextDetector:
         findings += self._record_names(text)
         for pattern in (_TITLE, _CUE):
             findings += [Finding(m.start(1), m.end(1), _NAME_KIND) for m in pattern.finditer(text)]
-        return _merge(findings)
+        return _merge(findings, text)
 
     def scrub(self, text: str) -> str:
         """``text`` with every finding replaced by ``[KIND]``."""
@@ -229,31 +238,37 @@ class TextDetector:
         return "".join(parts)
 
     def _record_names(self, text: str) -> list[Finding]:
-        words = list(_WORD.finditer(text))
-        lowered = [w.group().lower() for w in words]
         found: list[Finding] = []
-        for i, word in enumerate(words):
-            token = lowered[i]
+        for word in _WORD.finditer(text):
+            token = word.group().lower()
             if token in self._names:
                 found.append(Finding(word.start(), word.end(), _NAME_KIND))
             elif token in COMMON_GIVEN_NAMES and word.group()[0].isupper():
                 following = _CAPITALISED_NEXT.match(text, word.end())
                 end = following.end() if following else word.end()
                 found.append(Finding(word.start(), end, _NAME_KIND))
-            for length in range(min(self._longest_place, len(words) - i), 0, -1):
-                if tuple(lowered[i : i + length]) in self._places:
-                    found.append(Finding(word.start(), words[i + length - 1].end(), "ADDRESS"))
-                    break
+        if self._places:
+            words = list(_PLACE_WORD.finditer(text))
+            lowered = [w.group().lower() for w in words]
+            for i, word in enumerate(words):
+                for length in range(min(self._longest_place, len(words) - i), 0, -1):
+                    if tuple(lowered[i : i + length]) in self._places:
+                        found.append(Finding(word.start(), words[i + length - 1].end(), "ADDRESS"))
+                        break
         return found
 
 
-def _merge(findings: list[Finding]) -> list[Finding]:
+def _merge(findings: list[Finding], text: str) -> list[Finding]:
+    # Overlapping spans become one; so do spans of one kind with only blanks between
+    # ("[NAME] [NAME]" reads as one name and leaves no gap).
     merged: list[Finding] = []
     for finding in sorted(findings, key=lambda f: (f.start, -f.end)):
-        if merged and finding.start < merged[-1].end:
+        if merged:
             last = merged[-1]
-            if finding.end > last.end:
-                merged[-1] = Finding(last.start, finding.end, last.kind)
-            continue
+            touching = finding.kind == last.kind and not text[last.end : finding.start].strip()
+            if finding.start < last.end or (touching and finding.start >= last.end):
+                if finding.end > last.end:
+                    merged[-1] = Finding(last.start, finding.end, last.kind)
+                continue
         merged.append(finding)
     return merged
