@@ -94,7 +94,7 @@ _CUE: Final = re.compile(
 )
 _WORD: Final = re.compile(r"[A-Za-z][A-Za-z'-]*\d*")
 # Words of street lines and places, numbers included ("1003 Kilback Esplanade").
-_PLACE_WORD: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
+_PLACE_WORD: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9']*")
 _CAPITALISED_NEXT: Final = re.compile(r"\s+([A-Z][a-zA-Z'-]+)")
 
 # Common US given names (a gazetteer standing in for a statistical name recogniser).

@@ -27,7 +27,8 @@ base64Binary, url      removed
 uuid, oid, id          pseudonymised (the resource's own id too)
 =====================  ===================================================================
 
-Some ``string`` elements hold device or licence numbers by name (``serialNumber``,
+``url`` elements of type uri outside Extension (``Device.url``) are network addresses and
+are removed. Some ``string`` elements hold device or licence numbers by name (``serialNumber``,
 ``lotNumber``, ``udiCarrier`` parts); they are removed. Unknown elements are removed.
 """
 
@@ -207,6 +208,8 @@ class Deidentifier:
                 continue
             if key in _IDENTIFYING_STRINGS:
                 continue
+            if key == "url" and element.type == "uri" and spec.name != "Extension":
+                continue  # a network address (Device.url), not a code system
             context.top = False
             try:
                 if element.is_list:
