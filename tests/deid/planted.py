@@ -18,14 +18,51 @@ from dataclasses import dataclass
 
 # Record people: what the export's own Patients / RelatedPersons / Practitioners hold.
 RECORD_GIVEN = ["Alberto639", "Freda", "Clemente", "Benedict", "Erick", "Marisol", "Yesenia", "Thaddeus"]
-RECORD_FAMILY = ["Atencio217", "O'Connell", "Kreiger", "Ortiz", "Auer", "Balistreri", "Turcotte", "Vandervort"]
+RECORD_FAMILY = [
+    "Atencio217",
+    "O'Connell",
+    "Kreiger",
+    "Ortiz",
+    "Auer",
+    "Balistreri",
+    "Turcotte",
+    "Vandervort",
+]
 RECORD_CITIES = ["Fall River", "Chicopee", "Marlborough", "Wakefield"]
 RECORD_STREETS = ["1003 Kilback Esplanade", "88 Windler Crossroad Suite 4", "347 Nader Rapid"]
 # People absent from the record, diverse on purpose (few are in the common-name list).
-OTHER_GIVEN = ["Aisha", "Mateo", "Priya", "Oluwaseun", "Kenji", "Svetlana", "Thandiwe", "Rafael", "Ingrid",
-               "Dmitri", "Mary", "James", "Linda", "Carlos", "Mei", "Tomasz"]  # fmt: skip
-OTHER_FAMILY = ["Okafor", "Nakamura", "Haddad", "Lindqvist", "Moreau", "Castellanos", "Brennan", "Kowalczyk",
-                "Adeyemi", "Petrov", "Shapiro", "Nguyen"]  # fmt: skip
+OTHER_GIVEN = [
+    "Aisha",
+    "Mateo",
+    "Priya",
+    "Oluwaseun",
+    "Kenji",
+    "Svetlana",
+    "Thandiwe",
+    "Rafael",
+    "Ingrid",
+    "Dmitri",
+    "Mary",
+    "James",
+    "Linda",
+    "Carlos",
+    "Mei",
+    "Tomasz",
+]
+OTHER_FAMILY = [
+    "Okafor",
+    "Nakamura",
+    "Haddad",
+    "Lindqvist",
+    "Moreau",
+    "Castellanos",
+    "Brennan",
+    "Kowalczyk",
+    "Adeyemi",
+    "Petrov",
+    "Shapiro",
+    "Nguyen",
+]
 CLEAN = [
     "Blood pressure 128/82 mmHg, heart rate 76, afebrile.",
     "Hemoglobin A1c 7.2 % on metformin 500 mg twice daily.",
@@ -65,8 +102,20 @@ def _fill(template: str, values: dict[str, tuple[str, str]]) -> Planted:
 
 def _date(rng: random.Random) -> str:
     y, m, d = rng.randint(1950, 2025), rng.randint(1, 12), rng.randint(1, 28)
-    months = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-              "October", "November", "December"]  # fmt: skip
+    months = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ]
     forms = [
         f"{m:02d}/{d:02d}/{y}",
         f"{m}/{d}/{y % 100:02d}",
@@ -124,7 +173,9 @@ def build(seed: int = 7, per_template: int = 20) -> list[Planted]:
     return out
 
 
-def _value(source: str, rng: random.Random, record: list[tuple[str, str]], other: list[tuple[str, str]]) -> str:
+def _value(
+    source: str, rng: random.Random, record: list[tuple[str, str]], other: list[tuple[str, str]]
+) -> str:
     g, f = rng.choice(record)
     og, of = rng.choice(other)
     streets = ["Oak", "Maple", "Elm", "Cedar", "Washington", "Lake", "Hill", "Pine"]
@@ -142,12 +193,22 @@ def _value(source: str, rng: random.Random, record: list[tuple[str, str]], other
         "ssn": f"{rng.randint(100, 899)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
         "member": f"XQ{rng.randint(10**7, 10**9)}",
         "account": f"{rng.randint(10**5, 10**8)}",
-        "email": f"{og.lower()}.{of.lower()}{rng.randint(1, 99)}@{rng.choice(['gmail.com', 'mail.org', 'uni.edu'])}",
-        "url": rng.choice([f"https://portal.clinic{rng.randint(1, 99)}.org/p/{rng.randint(1000, 9999)}",
-                           f"www.{of.lower()}family.com", f"http://{rng.randint(10, 250)}.{rng.randint(0, 250)}"
-                           f".{rng.randint(0, 250)}.{rng.randint(1, 250)}/chart"]),  # fmt: skip
-        "ip": rng.choice([f"{rng.randint(10, 250)}.{rng.randint(0, 250)}.{rng.randint(0, 250)}.{rng.randint(1, 250)}",
-                          f"2001:db8:{rng.randint(0, 65535):x}::{rng.randint(1, 65535):x}"]),  # fmt: skip
+        "email": f"{og.lower()}.{of.lower()}{rng.randint(1, 99)}@"
+        + rng.choice(["gmail.com", "mail.org", "uni.edu"]),
+        "url": rng.choice(
+            [
+                f"https://portal.clinic{rng.randint(1, 99)}.org/p/{rng.randint(1000, 9999)}",
+                f"www.{of.lower()}family.com",
+                f"http://{rng.randint(10, 250)}.{rng.randint(0, 250)}"
+                f".{rng.randint(0, 250)}.{rng.randint(1, 250)}/chart",
+            ]
+        ),
+        "ip": rng.choice(
+            [
+                f"{rng.randint(10, 250)}.{rng.randint(0, 250)}.{rng.randint(0, 250)}.{rng.randint(1, 250)}",
+                f"2001:db8:{rng.randint(0, 65535):x}::{rng.randint(1, 65535):x}",
+            ]
+        ),
         "street": rng.choice(RECORD_STREETS),
         "city": rng.choice(RECORD_CITIES),
         "other_street": f"{rng.randint(1, 9999)} {rng.choice(streets)} {rng.choice(kinds)}",

@@ -60,5 +60,8 @@ def test_synthea_style_names_match_with_and_without_digits() -> None:
 
 def test_url_recogniser_false_positives_on_codes_are_dropped() -> None:
     detector = TextDetector()
-    assert detector.scrub("Hemoglobin A1c/Hemoglobin.total in Blood") == "Hemoglobin A1c/Hemoglobin.total in Blood"
+    assert (
+        detector.scrub("Hemoglobin A1c/Hemoglobin.total in Blood")
+        == "Hemoglobin A1c/Hemoglobin.total in Blood"
+    )
     assert detector.scrub("see https://portal.example.org/x") == "see [URL]"

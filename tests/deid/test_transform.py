@@ -23,7 +23,9 @@ from medfusion.deid import (
 KEY = b"0123456789abcdef0123456789abcdef"
 
 
-def deid(resource: dict[str, Any], *, shift: bool = False, facts: dict[str, PatientFacts] | None = None) -> Any:
+def deid(
+    resource: dict[str, Any], *, shift: bool = False, facts: dict[str, PatientFacts] | None = None
+) -> Any:
     d = Deidentifier(
         pseudonymizer=Pseudonymizer(KEY),
         detector=TextDetector(names=["Ramona", "Quist"], places=["12 Birch Lane", "Springfield"]),
@@ -39,7 +41,10 @@ PATIENT: dict[str, Any] = {
     "meta": {"versionId": "3", "lastUpdated": "2024-05-06T07:08:09Z", "profile": ["http://x/p"]},
     "text": {"status": "generated", "div": "<div xmlns='http://www.w3.org/1999/xhtml'>Ramona Quist</div>"},
     "extension": [
-        {"url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName", "valueString": "Elvira Z"},
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName",
+            "valueString": "Elvira Z",
+        },
         {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex", "valueCode": "F"},
         {
             "url": "http://hl7.org/fhir/StructureDefinition/geolocation",
@@ -55,7 +60,13 @@ PATIENT: dict[str, Any] = {
     "gender": "female",
     "birthDate": "1961-03-14",
     "address": [
-        {"line": ["12 Birch Lane"], "city": "Springfield", "state": "MA", "postalCode": "01103", "country": "US"}
+        {
+            "line": ["12 Birch Lane"],
+            "city": "Springfield",
+            "state": "MA",
+            "postalCode": "01103",
+            "country": "US",
+        }
     ],
     "photo": [{"contentType": "image/jpeg", "data": base64.b64encode(b"\xff\xd8face").decode()}],
     "contact": [{"name": {"family": "Quist", "given": ["Otto"]}, "telecom": [{"value": "555-000-1111"}]}],
@@ -65,8 +76,21 @@ PATIENT: dict[str, Any] = {
 def test_names_contacts_and_identifiers_are_removed() -> None:
     out = deid(PATIENT)
     text = json.dumps(out)
-    for original in ("Ramona", "Quist", "Otto", "555-123-4567", "rq@example.org", "999-12-3456", "7766554",
-                     "555-000-1111", "Elvira", "12 Birch", "Springfield", "01103", "face"):  # fmt: skip
+    for original in (
+        "Ramona",
+        "Quist",
+        "Otto",
+        "555-123-4567",
+        "rq@example.org",
+        "999-12-3456",
+        "7766554",
+        "555-000-1111",
+        "Elvira",
+        "12 Birch",
+        "Springfield",
+        "01103",
+        "face",
+    ):
         assert original not in text, original
     assert "name" not in out and "telecom" not in out and "identifier" not in out
     assert "text" not in out  # narrative
@@ -79,8 +103,13 @@ def test_address_keeps_state_and_zip3() -> None:
 
 @pytest.mark.parametrize(
     ("code", "country", "expected"),
-    [("02118", "US", "021"), ("03601", "US", "000"), ("89301-1234", None, "000"), ("K1A 0B1", "CA", None),
-     ("1234", "US", None)],  # fmt: skip
+    [
+        ("02118", "US", "021"),
+        ("03601", "US", "000"),
+        ("89301-1234", None, "000"),
+        ("K1A 0B1", "CA", None),
+        ("1234", "US", None),
+    ],
 )
 def test_zip3(code: str, country: str | None, expected: str | None) -> None:
     assert zip3(code, country) == expected
@@ -129,7 +158,9 @@ def test_references_are_pseudonymous_and_consistent() -> None:
     out = deid(observation)
     patient = deid(PATIENT)
     assert out["subject"] == {"reference": f"Patient/{patient['id']}"}
-    assert out["performer"] == [{"reference": f"Practitioner/{Pseudonymizer(KEY).resource_id('Practitioner', 'dr9')}"}]
+    assert out["performer"] == [
+        {"reference": f"Practitioner/{Pseudonymizer(KEY).resource_id('Practitioner', 'dr9')}"}
+    ]
     assert patient["id"] != "p1" and len(patient["id"]) == 32
     assert Pseudonymizer(b"another key, 16+ bytes").resource_id("Patient", "p1") != patient["id"]
     assert patient_of(observation) == "p1"
@@ -144,10 +175,16 @@ def test_free_text_is_scrubbed_and_attachments_handled() -> None:
         "subject": {"reference": "Patient/p1"},
         "description": "Letter to Ramona",
         "content": [
-            {"attachment": {"contentType": "text/plain", "data": base64.b64encode(note.encode()).decode(),
-                            "url": "https://files.example.org/d1", "title": "Note for Quist"}},
+            {
+                "attachment": {
+                    "contentType": "text/plain",
+                    "data": base64.b64encode(note.encode()).decode(),
+                    "url": "https://files.example.org/d1",
+                    "title": "Note for Quist",
+                }
+            },
             {"attachment": {"contentType": "application/pdf", "data": base64.b64encode(b"%PDF").decode()}},
-        ],  # fmt: skip
+        ],
     }
     out = deid(document)
     scrubbed = base64.b64decode(out["content"][0]["attachment"]["data"]).decode()
@@ -156,8 +193,14 @@ def test_free_text_is_scrubbed_and_attachments_handled() -> None:
     assert out["content"][0]["attachment"]["title"] == "Note for [NAME]"
     assert out["content"][1]["attachment"] == {"contentType": "application/pdf"}
     assert out["description"] == "Letter to [NAME]"
-    observation = {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "note"},
-                   "valueString": "wife Ramona at 12 Birch Lane", "note": [{"text": "call Quist", "time": "2024-01-02"}]}  # fmt: skip
+    observation = {
+        "resourceType": "Observation",
+        "id": "o",
+        "status": "final",
+        "code": {"text": "note"},
+        "valueString": "wife Ramona at 12 Birch Lane",
+        "note": [{"text": "call Quist", "time": "2024-01-02"}],
+    }
     out = deid(observation)
     assert out["valueString"] == "wife [NAME] at [ADDRESS]"
     assert out["note"] == [{"text": "call [NAME]", "time": "2024"}]
@@ -178,8 +221,13 @@ def test_device_vehicle_location_and_other_unique_numbers() -> None:
         assert original not in text
     location = {"resourceType": "Location", "id": "l", "position": {"longitude": -71.1, "latitude": 42.3}}
     assert "position" not in deid(location)
-    study = {"resourceType": "ImagingStudy", "id": "i", "status": "available", "subject": {"reference": "Patient/p1"},
-             "series": [{"uid": "1.2.840.99", "modality": {"code": "CT"}}]}  # fmt: skip
+    study = {
+        "resourceType": "ImagingStudy",
+        "id": "i",
+        "status": "available",
+        "subject": {"reference": "Patient/p1"},
+        "series": [{"uid": "1.2.840.99", "modality": {"code": "CT"}}],
+    }
     uid = deid(study)["series"][0]["uid"]
     assert uid.startswith("2.25.") and "1.2.840.99" not in uid
 
@@ -203,9 +251,13 @@ def test_date_shift_is_per_patient_and_keeps_intervals() -> None:
 
 @pytest.mark.parametrize(
     ("value", "days", "expected"),
-    [("2020-02-28", 2, "2020-03-01"), ("2020-02", 30, "2020-03"), ("2020", -200, "2019"),
-     ("2020-12-31T23:00:00Z", 1, "2021-01-01T23:00:00Z"),
-     ("2020-01-01T00:00:00.123+05:00", -1, "2019-12-31T00:00:00.123000+05:00")],  # fmt: skip
+    [
+        ("2020-02-28", 2, "2020-03-01"),
+        ("2020-02", 30, "2020-03"),
+        ("2020", -200, "2019"),
+        ("2020-12-31T23:00:00Z", 1, "2021-01-01T23:00:00Z"),
+        ("2020-01-01T00:00:00.123+05:00", -1, "2019-12-31T00:00:00.123000+05:00"),
+    ],
 )
 def test_shift_date_keeps_precision(value: str, days: int, expected: str) -> None:
     assert shift_date(value, days) == expected
