@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         How long a sender may take over one message before it counts as interrupted.
     waitlist_offer_minutes
         How long a waitlist offer holds its slot for the patient offered it.
+    deid_key
+        Secret for de-identified exports (pseudonymous ids, per-patient date shifts); at
+        least 16 characters. When empty, ``deid_key_file`` is used.
+    deid_key_file
+        File holding that secret, created with mode 0600 (32 random bytes, hex) on first
+        use; a file readable by group or others is refused.
     bench_bare_file
         Benchmarks only: a file whose bytes ``GET /_bare`` serves, the ceiling that
         read-by-id is measured against.
@@ -113,6 +119,8 @@ class Settings(BaseSettings):
     outbox_backoff_seconds: float = Field(default=30.0, gt=0)
     outbox_lease_seconds: float = Field(default=120.0, gt=0)
     waitlist_offer_minutes: int = Field(default=15, gt=0, le=60)
+    deid_key: SecretStr | None = None
+    deid_key_file: Path = Path(".medfusion/deid.key")
     bench_bare_file: Path | None = None
 
 

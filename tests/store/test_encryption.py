@@ -208,3 +208,25 @@ def test_rotation_needs_the_key_file(tmp_path: Path) -> None:
         pytest.raises(InvalidRequestError, match="key file"),
     ):
         rotate_keys(f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def test_outbox_messages_are_sealed_and_read_back(sql_repo: SqlRepository) -> None:
+    from medfusion.services.notifications import enqueue_in, list_notifications
+    from medfusion.store.tables import outbox
+
+    email = "quintessa.vandersloot@example.org"
+    with sql_repo.begin() as tx:
+        assert enqueue_in(
+            tx,
+            key="r1",
+            kind="reminder",
+            recipient=email,
+            subject=f"Reminder for {NAME}",
+            body=f"Dear {NAME} {FAMILY}",
+        )
+    with sql_repo.engine.connect() as conn:
+        raw = " ".join(str(value) for value in conn.execute(sa.select(outbox)).one())
+    for planted in (email, NAME, FAMILY):
+        assert planted not in raw
+    listed = list_notifications(sql_repo)
+    assert [(m["recipient"], m["subject"]) for m in listed] == [(email, f"Reminder for {NAME}")]

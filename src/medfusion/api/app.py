@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from medfusion import __version__
 from medfusion.api.errors import install_error_handlers
+from medfusion.api.export import router as export_router
 from medfusion.api.fhir import read as fhir_read
 from medfusion.api.fhir import router as fhir_router
 from medfusion.api.fhir import search_get as fhir_search
@@ -89,6 +90,7 @@ def create_app(
 
     # Ahead of the FHIR router: ``/fhir/Appointment/$find`` must not match ``/{type}/{id}``.
     app.include_router(scheduling_router)
+    app.include_router(export_router)
     app.include_router(fhir_router, prefix="/fhir")
     # Read by id and search, the hottest routes, also as plain Starlette routes ahead of all
     # others: matched first and with no FastAPI parameter solving (the FastAPI twins

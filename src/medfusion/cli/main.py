@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medfusion.config import get_settings, override_settings
-from medfusion.errors import MedfusionError
+from medfusion.errors import InvalidRequestError, MedfusionError
 
 __all__ = ["app"]
 
@@ -190,11 +190,25 @@ def export(
     types: list[str] = typer.Option(None, "--type", help="Resource type to export (repeatable)."),
     since: str | None = typer.Option(None, "--since", help="Only resources changed since this instant."),
     db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="HIPAA Safe Harbor de-identification with a k-anonymity report."
+    ),
+    k: int | None = typer.Option(None, "--k", help="With --deidentify: smallest class kept (default 5)."),
+    date_shift: bool = typer.Option(
+        False, "--date-shift", help="With --deidentify: shift dates per patient instead of keeping the year."
+    ),
 ) -> None:
     """Export current resources as Bulk Data NDJSON, one file per type."""
     from medfusion.services.database import open_repository
     from medfusion.services.exporter import export_ndjson, parse_since
 
+    if deidentify:
+        if since is not None:
+            raise InvalidRequestError("--since cannot be combined with --deidentify")
+        _export_deidentified(out, types or None, 5 if k is None else k, date_shift, _database(db))
+        return
+    if k is not None or date_shift:
+        raise InvalidRequestError("--k and --date-shift need --deidentify")
     when = parse_since(since)
     report = export_ndjson(open_repository(_database(db)), out=out, types=types or None, since=when)
     table = Table(title=f"exported to {out}")
@@ -203,6 +217,46 @@ def export(
     for path in report.files:
         table.add_row(path.name, f"{report.counts[path.stem]:,}")
     console.print(table)
+
+
+def _export_deidentified(out: Path, types: list[str] | None, k: int, date_shift: bool, url: str) -> None:
+    from medfusion.services.database import open_repository
+    from medfusion.services.deidentify import check_k, export_deidentified, load_deid_key
+
+    check_k(k)
+    key = load_deid_key()
+    with _progress() as progress:
+        task = progress.add_task("de-identifying", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = export_deidentified(
+            open_repository(url), out=out, key=key, k=k, date_shift=date_shift, types=types, progress=advance
+        )
+    table = Table(title=f"de-identified export to {out}")
+    table.add_column("file")
+    table.add_column("resources", justify="right")
+    for path in report.files:
+        table.add_row(path.name, f"{report.counts[path.stem]:,}" if path.suffix == ".ndjson" else "")
+    table.add_section()
+    table.add_row("resources written", f"{report.resources:,}")
+    table.add_row("resources suppressed", f"{report.dropped:,}")
+    table.add_row("resources/s", f"{report.rate:,.0f}")
+    console.print(table)
+    kanon = report.k_anonymity
+    classes = Table(title=f"k-anonymity over age band, gender, ZIP3 (k requested {kanon.k_requested})")
+    classes.add_column("age band")
+    classes.add_column("gender")
+    classes.add_column("ZIP3")
+    classes.add_column("patients", justify="right")
+    for (band, gender, area), count in sorted(kanon.classes.items()):
+        classes.add_row(band, gender, area, str(count))
+    console.print(classes)
+    console.print(
+        f"k achieved [bold]{kanon.k_achieved}[/bold]; patients kept {kanon.records - kanon.suppressed:,} "
+        f"of {kanon.records:,}, suppressed {kanon.suppressed:,}"
+    )
 
 
 def _register_synth() -> None:

@@ -88,6 +88,7 @@ def enqueue_in(
         now=now or now_utc(),
         appointment_id=appointment_id,
         patient=patient,
+        protection=tx.protection,
     )
 
 
@@ -173,7 +174,7 @@ def deliver_due(
             break
         at = now or now_utc()
         with repo.begin() as tx:
-            row = outbox.claim_next(tx.conn, at, lease)
+            row = outbox.claim_next(tx.conn, at, lease, tx.protection)
             reason = None if row is None else _still_due(tx, row)
             if row is not None and reason is not None:
                 outbox.mark_skipped(tx.conn, row.id, reason=reason)
@@ -217,4 +218,5 @@ def list_notifications(
     if not isinstance(repo, SqlRepository):
         return []
     with repo.begin_read() as tx:
-        return [row.to_json() for row in outbox.list_rows(tx.conn, status=status, limit=limit)]
+        rows = outbox.list_rows(tx.conn, status=status, limit=limit, protection=tx.protection)
+        return [row.to_json() for row in rows]

@@ -18,7 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from medfusion.store.protection import Protection
 from medfusion.store.tables import outbox
+
+_PLAIN = Protection(None)
 
 __all__ = [
     "OutboxRow",
@@ -82,9 +85,14 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _row(row: Any) -> OutboxRow:
+_SEALED = ("recipient", "subject", "body")  # contact details and message text are PHI
+
+
+def _row(row: Any, protection: Protection) -> OutboxRow:
     values = dict(row._mapping)
     values.pop("claimed_until", None)
+    for key in _SEALED:
+        values[key] = protection.open_text(f"outbox/{values['dedupe_key']}/{key}", values[key])
     for key in ("next_attempt_at", "created_at", "sent_at"):
         values[key] = _utc(values[key])
     return OutboxRow(**values)
@@ -101,14 +109,19 @@ def enqueue(
     now: datetime,
     appointment_id: str | None = None,
     patient: str | None = None,
+    protection: Protection | None = None,
 ) -> bool:
-    """Add a message unless one with ``key`` exists; True when it was added."""
+    """Add a message unless one with ``key`` exists; True when it was added.
+
+    With ``protection`` on, recipient, subject and body are stored sealed.
+    """
+    seal = (protection or _PLAIN).seal_text
     values = {
         "dedupe_key": key,
         "kind": kind,
-        "recipient": recipient,
-        "subject": subject,
-        "body": body,
+        "recipient": seal(f"outbox/{key}/recipient", recipient),
+        "subject": seal(f"outbox/{key}/subject", subject),
+        "body": seal(f"outbox/{key}/body", body),
         "appointment_id": appointment_id,
         "patient": patient,
         "status": "pending",
@@ -140,7 +153,9 @@ def recover_interrupted(conn: sa.Connection, now: datetime) -> int:
     return result.rowcount
 
 
-def claim_next(conn: sa.Connection, now: datetime, lease: timedelta) -> OutboxRow | None:
+def claim_next(
+    conn: sa.Connection, now: datetime, lease: timedelta, protection: Protection | None = None
+) -> OutboxRow | None:
     """Move the oldest due ``pending`` row to ``sending`` and return it; None when none is due."""
     for _ in range(10):  # another sender may claim the row between the read and the update
         candidate = conn.execute(
@@ -157,7 +172,8 @@ def claim_next(conn: sa.Connection, now: datetime, lease: timedelta) -> OutboxRo
             .values(status="sending", claimed_until=now + lease, attempts=outbox.c.attempts + 1)
         )
         if claimed.rowcount == 1:
-            return _row(conn.execute(sa.select(outbox).where(outbox.c.id == candidate)).one())
+            row = conn.execute(sa.select(outbox).where(outbox.c.id == candidate)).one()
+            return _row(row, protection or _PLAIN)
     return None
 
 
@@ -189,9 +205,11 @@ def retry_later(conn: sa.Connection, id: int, *, error: str, at: datetime) -> No
     _finish(conn, id, status="pending", last_error=error, next_attempt_at=at)
 
 
-def list_rows(conn: sa.Connection, *, status: str | None = None, limit: int = 100) -> list[OutboxRow]:
+def list_rows(
+    conn: sa.Connection, *, status: str | None = None, limit: int = 100, protection: Protection | None = None
+) -> list[OutboxRow]:
     """Outbox rows, newest first, optionally of one status."""
     statement = sa.select(outbox).order_by(outbox.c.id.desc()).limit(limit)
     if status is not None:
         statement = statement.where(outbox.c.status == status)
-    return [_row(row) for row in conn.execute(statement)]
+    return [_row(row, protection or _PLAIN) for row in conn.execute(statement)]

@@ -22,6 +22,7 @@ blind indexes, so the search semantics on them narrow:
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ _PARAMS = (
 IDENTIFYING: frozenset[tuple[str, str]] = frozenset((t, p) for t in _PEOPLE for p in _PARAMS)
 MAX_PREFIX = 40  # longer string-search prefixes compare on their first 40 characters
 _RELOAD_SECONDS = 5.0
+_TEXT_PREFIX = "enc1:"  # sealed text in a text column (the outbox): base64 after it
 
 
 class Protection:
@@ -76,19 +78,36 @@ class Protection:
     # -- bodies -----------------------------------------------------------------------
     def seal(self, resource_type: str, id: str, version: int, body: bytes) -> bytes:
         """The bytes to store for a body (sealed when a keyring is set)."""
-        if self.keyring is None:
-            return body
-        if self._reload is not None and time.monotonic() - self._checked > _RELOAD_SECONDS:
-            self.refresh()  # seal under the newest active key after a rotation
-        assert self.keyring is not None
-        return self.keyring.seal(body, f"{resource_type}/{id}/{version}".encode())
+        return self._seal(body, f"{resource_type}/{id}/{version}".encode())
 
     def open(self, resource_type: str, id: str, version: int, stored: bytes) -> bytes:
         """The JSON body of stored bytes (plain rows pass through)."""
+        return self._open(stored, f"{resource_type}/{id}/{version}".encode())
+
+    def seal_text(self, context: str, text: str) -> str:
+        """Text for a text column outside ``resource`` (outbox messages), sealed when on."""
+        if self.keyring is None:
+            return text
+        return _TEXT_PREFIX + base64.b64encode(self._seal(text.encode(), context.encode())).decode()
+
+    def open_text(self, context: str, stored: str) -> str:
+        """The text :meth:`seal_text` stored (text written in the clear passes through)."""
+        if self.keyring is None or not stored.startswith(_TEXT_PREFIX):
+            return stored
+        return self._open(base64.b64decode(stored[len(_TEXT_PREFIX) :]), context.encode()).decode()
+
+    def _seal(self, data: bytes, aad: bytes) -> bytes:
+        if self.keyring is None:
+            return data
+        if self._reload is not None and time.monotonic() - self._checked > _RELOAD_SECONDS:
+            self.refresh()  # seal under the newest active key after a rotation
+        assert self.keyring is not None
+        return self.keyring.seal(data, aad)
+
+    def _open(self, stored: bytes, aad: bytes) -> bytes:
         keyring = self.keyring
         if keyring is None or not stored:
             return stored
-        aad = f"{resource_type}/{id}/{version}".encode()
         if not keyring.knows(stored) and self._reload is not None:
             self.refresh()  # sealed by a process that already rotated
             keyring = self.keyring
