@@ -28,6 +28,32 @@ SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 ALL_BACKENDS = ["memory", *SQL_BACKENDS]
 
 
+@pytest.fixture(autouse=True)
+def _security_mode(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Anonymous clients for every test except those marked ``auth``.
+
+    Authentication and audit are on by default (``Settings``); tests of other features
+    run with both off (the environment too, for servers they start as subprocesses).
+    ``@pytest.mark.auth`` tests keep the defaults, with a key file and audit checkpoint
+    of their own.
+    """
+    if request.node.get_closest_marker("auth") is None:
+        monkeypatch.setenv("MEDFUSION_AUTH_ENABLED", "false")
+        monkeypatch.setenv("MEDFUSION_AUDIT_ENABLED", "false")
+        with override_settings(auth_enabled=False, audit_enabled=False):
+            yield
+        return
+    folder = tmp_path_factory.mktemp("security")
+    with override_settings(
+        secret_key=None,
+        secret_key_file=folder / "secret.key",
+        audit_checkpoint_file=folder / "audit.checkpoint",
+    ):
+        yield
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared public data folder; tests needing it skip when it is absent."""

@@ -8,12 +8,15 @@ from medfusion.errors import (
     BundleEntryError,
     BusinessRuleError,
     ConflictError,
+    ForbiddenError,
     GoneError,
     InvalidRequestError,
     MedfusionError,
     NotFoundError,
     PayloadTooLargeError,
     PreconditionFailedError,
+    TooManyRequestsError,
+    UnauthorizedError,
 )
 
 __all__ = ["STATUS_TABLE", "operation_outcome", "outcome_for_error", "status_for"]
@@ -28,6 +31,9 @@ STATUS_TABLE: tuple[tuple[type[MedfusionError], int], ...] = (
     (ConflictError, 409),
     (PreconditionFailedError, 412),
     (BusinessRuleError, 422),
+    (UnauthorizedError, 401),
+    (ForbiddenError, 403),
+    (TooManyRequestsError, 429),
 )
 
 

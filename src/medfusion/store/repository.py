@@ -19,6 +19,7 @@ from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
 from medfusion.store.engine import WRITE
 from medfusion.store.rows import resource_columns, to_stored
 from medfusion.store.search_sql import execute_search
+from medfusion.store.security import before_write_commit
 from medfusion.store.tables import INDEX_TABLES, resource
 
 __all__ = ["SqlRepository", "SqlTransaction"]
@@ -54,6 +55,8 @@ class SqlTransaction:
         self.conn = conn
         self._dialect = conn.dialect.name
         self._columns = resource_columns(self._dialect)
+        # What this transaction wrote, for the request's AuditEvent (``before_write_commit``).
+        self.written: list[StoredResource] = []
 
     # -- reads -----------------------------------------------------------------
     def read_current(self, resource_type: str, id: str) -> StoredResource | None:
@@ -117,8 +120,13 @@ class SqlTransaction:
 
     @contextmanager
     def savepoint(self) -> Iterator[SqlTransaction]:
-        with self.conn.begin_nested():
-            yield self
+        mark = len(self.written)
+        try:
+            with self.conn.begin_nested():
+                yield self
+        except BaseException:
+            del self.written[mark:]
+            raise
 
     # -- writes ----------------------------------------------------------------
     def write(
@@ -138,7 +146,9 @@ class SqlTransaction:
         for start in range(0, len(requests), _BATCH):
             chunk = requests[start : start + _BATCH]
             self._write_chunk(chunk, results, start, skip_unchanged)
-        return [r for r in results if r is not None]
+        written = [r for r in results if r is not None]
+        self.written.extend(written)
+        return written
 
     def delete(self, resource_type: str, id: str) -> StoredResource | None:
         current = self._current_meta([(resource_type, id)])
@@ -158,7 +168,9 @@ class SqlTransaction:
             "body": None,
         }
         self.conn.execute(sa.insert(resource), [row])
-        return StoredResource(resource_type, id, version + 1, when, True, b"")
+        gone = StoredResource(resource_type, id, version + 1, when, True, b"")
+        self.written.append(gone)
+        return gone
 
     # -- internals -------------------------------------------------------------
     def _current_meta(
@@ -374,7 +386,11 @@ class SqlRepository:
     def begin(self) -> Iterator[SqlTransaction]:
         """Open a write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            yield SqlTransaction(conn)
+            tx = SqlTransaction(conn)
+            yield tx
+            hook = before_write_commit.get()
+            if hook is not None:
+                hook(conn, tx.written)
 
     @contextmanager
     def begin_read(self) -> Iterator[SqlTransaction]:
