@@ -5,8 +5,9 @@ from __future__ import annotations
 from medfusion.store.engine import make_engine
 from medfusion.store.migrate import upgrade
 from medfusion.store.repository import SqlRepository
+from medfusion.store.security import SecurityStore
 
-__all__ = ["open_repository", "upgrade_database"]
+__all__ = ["open_repository", "open_security", "upgrade_database"]
 
 
 def upgrade_database(url: str) -> str:
@@ -24,3 +25,10 @@ def open_repository(url: str, *, migrate: bool = True) -> SqlRepository:
     if migrate:
         upgrade(engine)
     return SqlRepository(engine)
+
+
+def open_security(url: str) -> SecurityStore:
+    """The users, tokens and audit trail of the database at ``url``, migrated first."""
+    engine = make_engine(url)
+    upgrade(engine)
+    return SecurityStore(engine)
