@@ -51,7 +51,9 @@ def user_add(
     password = sys.stdin.readline().rstrip("\r\n")
     url = _url(db)
     repo = open_repository(url) if role == "patient" else None
-    user = add_user(open_security(url), name=name, role=role, password=password, patient_id=patient, repo=repo)
+    user = add_user(
+        open_security(url), name=name, role=role, password=password, patient_id=patient, repo=repo
+    )
     console.print(f"user [bold]{user.name}[/bold] added with role {user.role}")
 
 
