@@ -345,6 +345,8 @@ async def break_glass(request: Request) -> Response:
     entry.interaction = "break-glass"
     tokens = _tokens(request)
     entry.principal = tokens.principal(_bearer(request.headers.get("authorization", "").encode("latin-1")))
+    if entry.principal.role != "clinician":
+        raise ForbiddenError("only a clinician may break the glass")
     form = await _form(request)
     reason = form.get("reason", "").strip()[:500]
     payload = tokens.break_glass(entry.principal, reason=reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 
 import typer
 from rich.console import Console
@@ -65,7 +66,9 @@ def user_list(db: str | None = _DB) -> None:
     table = Table(title="users")
     for column in ("name", "role", "patient", "status", "created"):
         table.add_column(column)
-    for user in list_users(open_security(_url(db))):
+    with closing(open_security(_url(db))) as store:
+        users = list_users(store)
+    for user in users:
         status = "disabled" if user.disabled else "active"
         table.add_row(user.name, user.role, user.patient_id or "", status, f"{user.created:%Y-%m-%d %H:%M}")
     console.print(table)
@@ -76,7 +79,8 @@ def user_disable(name: str = typer.Argument(..., help="User name."), db: str | N
     from medfusion.services.database import open_security
     from medfusion.services.security import disable_user
 
-    disable_user(open_security(_url(db)), name=name)
+    with closing(open_security(_url(db))) as store:
+        disable_user(store, name=name)
     console.print(f"user [bold]{name}[/bold] disabled")
 
 
@@ -89,7 +93,8 @@ def client_add(
     from medfusion.services.database import open_security
     from medfusion.services.security import add_client
 
-    secret = add_client(open_security(_url(db)), name=name, scope=scope)
+    with closing(open_security(_url(db))) as store:
+        secret = add_client(store, name=name, scope=scope)
     console.print(f"client [bold]{name}[/bold] added; its secret (shown once):")
     print(secret)
 
@@ -100,9 +105,8 @@ def audit_verify(db: str | None = _DB) -> None:
     from medfusion.services.database import open_security
     from medfusion.services.security import audit_key
 
-    report = verify_trail(
-        open_security(_url(db)), key=audit_key(), checkpoint=get_settings().audit_checkpoint_file
-    )
+    with closing(open_security(_url(db))) as store:
+        report = verify_trail(store, key=audit_key(), checkpoint=get_settings().audit_checkpoint_file)
     if report.ok:
         console.print(f"audit trail intact: {report.rows:,} rows verified")
         return

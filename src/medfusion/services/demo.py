@@ -56,5 +56,9 @@ def demo_admin(url: str) -> tuple[str, str]:
     from medfusion.services.security import add_user
 
     password = secrets.token_urlsafe(18)
-    add_user(open_security(url), name="admin", role="admin", password=password)
+    store = open_security(url)
+    try:
+        add_user(store, name="admin", role="admin", password=password)
+    finally:
+        store.close()
     return "admin", password

@@ -88,6 +88,10 @@ class SecurityStore:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
 
+    def close(self) -> None:
+        """Dispose of the engine's pool (for stores opened on an engine of their own)."""
+        self.engine.dispose()
+
     # -- users and clients -------------------------------------------------------------
     def add_user(
         self, *, name: str, role: str, patient_id: str | None, password_hash: str, created: datetime
