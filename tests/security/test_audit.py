@@ -212,3 +212,25 @@ def test_a_forged_checkpoint_is_detected(secured: Secured) -> None:
     path.write_bytes(orjson.dumps(data))
     report = verify_trail(secured.security, key=audit_key(), checkpoint=path)
     assert not report.ok and "not genuine" in report.problem
+
+
+def test_no_patient_data_in_server_logs(secured: Secured, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    auth = secured.auth("clinician", **FHIR)
+    planted = {"resourceType": "Patient", "name": [{"family": "Zzyzxplanted"}], "birthDate": "1950-01-02",
+               "identifier": [{"value": "MRN-998877"}]}  # fmt: skip
+    created = secured.client.post("/fhir/Patient", json=planted, headers=auth)
+    assert created.status_code == 201
+    secured.client.get("/fhir/Patient?name=Zzyzxplanted", headers=auth)
+    secured.client.get("/fhir/Patient?identifier=MRN-998877", headers=secured.auth("patient-a"))
+    secured.client.post(
+        "/fhir/Patient", content=b'{"resourceType":"Patient","name":"Zzyzxplanted"', headers=auth
+    )
+    secured.flush()
+    for record in caplog.records:
+        if record.name.startswith(("httpx", "httpcore")):
+            continue  # the test client's own request log, not the server's
+        text = record.getMessage()
+        assert "Zzyzxplanted" not in text and "MRN-998877" not in text and "1950-01-02" not in text

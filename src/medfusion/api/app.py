@@ -54,6 +54,8 @@ def create_app(repo: FhirRepository | None = None, *, bare_payload: Path | None 
         yield
         if trail is not None:
             trail.flush()
+        if security is not None:
+            security.release()
         close = getattr(store, "close", None)
         if close is not None:
             close()

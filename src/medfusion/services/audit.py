@@ -206,7 +206,13 @@ class AuditTrail:
         self.store = store
         self._buffer: list[tuple[AuditEntry, datetime]] = []
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._last_flush = time.monotonic()
+        # A file database is flushed by a background thread so no request waits for the
+        # batch's commit; an in-memory one (a single shared connection) inline.
+        database = store.engine.url.database
+        self._background = bool(database) and database != ":memory:"
+        self._flusher: threading.Thread | None = None
 
     def _rows(
         self, conn: sa.Connection, entries: Iterable[tuple[AuditEntry, datetime]]
@@ -251,20 +257,34 @@ class AuditTrail:
             due = len(self._buffer) >= get_settings().audit_flush_rows or (
                 time.monotonic() - self._last_flush >= get_settings().audit_flush_seconds
             )
-        if due:
+        if not due:
+            return
+        if not self._background:
             self.flush()
+            return
+        with self._lock:
+            if self._flusher is not None and self._flusher.is_alive():
+                return
+            self._flusher = threading.Thread(target=self.flush, name="audit-flush", daemon=True)
+            self._flusher.start()
 
     def flush(self) -> None:
         """Append every buffered record in one transaction and advance the checkpoint."""
-        with self._lock:
-            pending, self._buffer = self._buffer, []
-            self._last_flush = time.monotonic()
-        if not pending:
-            return
-        with self.store.write_transaction() as conn:
-            rows = self._rows(conn, pending)
-            self.store.append_audit(conn, rows)
-        self.checkpoint(rows[-1]["seq"], rows[-1]["hash"])
+        with self._flushing:
+            with self._lock:
+                pending, self._buffer = self._buffer, []
+                self._last_flush = time.monotonic()
+            if not pending:
+                return
+            try:
+                with self.store.write_transaction() as conn:
+                    rows = self._rows(conn, pending)
+                    self.store.append_audit(conn, rows)
+            except Exception:
+                with self._lock:  # keep the records for the next attempt
+                    self._buffer[:0] = pending
+                raise
+            self.checkpoint(rows[-1]["seq"], rows[-1]["hash"])
 
     def checkpoint(self, count: int, head: str) -> None:
         """Advance the keyed checkpoint outside the database."""

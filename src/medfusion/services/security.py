@@ -25,6 +25,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import SecretStr
 
 from medfusion.config import get_settings
 from medfusion.errors import ForbiddenError, InvalidRequestError, NotFoundError, UnauthorizedError
@@ -57,8 +58,11 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 def secret_key() -> bytes:
     """The server secret: ``MEDFUSION_SECRET_KEY``, else the key file (made 0600 at first use)."""
     settings = get_settings()
-    if settings.secret_key is not None and settings.secret_key.get_secret_value():
-        return settings.secret_key.get_secret_value().encode()
+    configured = settings.secret_key
+    # override_settings does not validate, so a plain str may stand in for a SecretStr.
+    value = configured.get_secret_value() if isinstance(configured, SecretStr) else configured
+    if value:
+        return value.encode()
     return _key_file(settings.secret_key_file.resolve())
 
 
@@ -216,6 +220,9 @@ class TokenService:
 
     def __init__(self, store: SecurityStore) -> None:
         self.store = store
+        # Tokens already verified (signature, iss, aud) -> their principal; expiry, the
+        # subject's state and revocation are still checked on every use.
+        self._verified: dict[str, Principal] = {}
 
     # -- issuing ---------------------------------------------------------------------
     def password_grant(self, *, username: str, password: str, scope: str) -> dict[str, Any]:
@@ -357,10 +364,21 @@ class TokenService:
 
     def principal(self, token: str) -> Principal:
         """The principal a bearer token stands for; 401 for any bad, revoked or disabled one."""
-        claims = self._decode(token)
-        kind, name, jti = claims["knd"], str(claims["sub"]), str(claims["jti"])
-        if not self.store.subject_active(kind, name, jti):
+        principal = self._verified.get(token)
+        if principal is None:
+            principal = self._principal(self._decode(token))
+            if len(self._verified) >= 4096:
+                self._verified.clear()
+            self._verified[token] = principal
+        if principal.expires <= time.time() or not self.store.subject_active(
+            principal.kind, principal.name, principal.jti
+        ):
             raise UnauthorizedError(_BAD_TOKEN)
+        return principal
+
+    @staticmethod
+    def _principal(claims: dict[str, Any]) -> Principal:
+        kind, name, jti = claims["knd"], str(claims["sub"]), str(claims["jti"])
         patient = claims.get("patient")
         return Principal(
             kind=kind,

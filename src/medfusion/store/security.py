@@ -6,7 +6,9 @@ Hashing, token and chain logic live in :mod:`medfusion.services.security` and
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,10 +89,47 @@ class SecurityStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+        mark = "%s" if self.postgres else "?"
+        self._active_sql = {
+            table: f"SELECT disabled, EXISTS (SELECT 1 FROM auth_revoked WHERE jti = {mark})"
+            f" FROM {table} WHERE name = {mark}"
+            for table in ("auth_user", "auth_client")
+        }
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        # SQLite: BEGIN IMMEDIATE, so a read-then-write waits for the lock instead of failing.
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            yield conn
+
+    def _reader(self) -> Any:
+        """This thread's autocommit driver connection: the per-request check skips SQLAlchemy."""
+        driver = getattr(self._local, "driver", None)
+        if driver is None:
+            pooled = self.engine.raw_connection()
+            driver = pooled.driver_connection
+            if self.postgres:
+                driver.autocommit = True  # type: ignore[union-attr]
+            self._local.driver = driver
+            with self._readers_lock:
+                self._readers.append(pooled)
+        return driver
 
     def close(self) -> None:
-        """Dispose of the engine's pool (for stores opened on an engine of their own)."""
+        """Close the per-thread readers and dispose of the engine's pool."""
+        self.release()
         self.engine.dispose()
+
+    def release(self) -> None:
+        """Close the per-thread readers only (the engine belongs to the record store)."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for connection in readers:
+            connection.close()
+        self._local = threading.local()
 
     # -- users and clients -------------------------------------------------------------
     def add_user(
@@ -106,7 +145,7 @@ class SecurityStore:
             "created": created,
         }
         try:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 conn.execute(sa.insert(auth_user), [row])
         except sa.exc.IntegrityError:
             raise ConflictError(f"a user named '{name}' already exists") from None
@@ -125,7 +164,7 @@ class SecurityStore:
 
     def disable_user(self, name: str) -> None:
         """Disable a user and end their refresh tokens; access tokens stop at their next use."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             done = conn.execute(
                 sa.update(auth_user).where(auth_user.c.name == name).values(disabled=True)
             ).rowcount
@@ -143,7 +182,7 @@ class SecurityStore:
             "created": created,
         }
         try:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 conn.execute(sa.insert(auth_client), [row])
         except sa.exc.IntegrityError:
             raise ConflictError(f"a client named '{name}' already exists") from None
@@ -159,24 +198,21 @@ class SecurityStore:
 
         One round trip: this runs on every authenticated request.
         """
-        table = auth_user if kind == "user" else auth_client
-        revoked = sa.select(auth_revoked.c.jti).where(auth_revoked.c.jti == jti).exists()
-        query = sa.select(table.c.disabled, revoked).where(table.c.name == name)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+        sql = self._active_sql["auth_user" if kind == "user" else "auth_client"]
+        row = self._reader().execute(sql, (jti, name)).fetchone()
         return row is not None and not row[0] and not row[1]
 
     # -- tokens --------------------------------------------------------------------------
     def revoke(self, jti: str, expires: float) -> None:
         """Record an access token as revoked (idempotent)."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             exists = conn.execute(sa.select(auth_revoked.c.jti).where(auth_revoked.c.jti == jti)).first()
             if exists is None:
                 conn.execute(sa.insert(auth_revoked), [{"jti": jti, "expires": expires}])
 
     def purge_expired(self, now: float) -> None:
         """Drop revocations and refresh tokens past their expiry."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(sa.delete(auth_revoked).where(auth_revoked.c.expires < now))
             conn.execute(sa.delete(auth_refresh).where(auth_refresh.c.expires < now))
 
@@ -190,7 +226,7 @@ class SecurityStore:
             "expires": expires,
             "used": False,
         }
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(sa.insert(auth_refresh), [row])
 
     def use_refresh(self, token_hash: str, now: float) -> tuple[str, str, str] | None:
@@ -217,7 +253,7 @@ class SecurityStore:
 
     def end_refresh(self, token_hash: str) -> bool:
         """End a refresh token's family; False when the token is unknown."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             row = conn.execute(
                 sa.select(auth_refresh.c.family).where(auth_refresh.c.token_hash == token_hash)
             ).first()
@@ -245,9 +281,9 @@ class SecurityStore:
         if rows:
             conn.execute(sa.insert(audit_log), list(rows))
 
-    def write_transaction(self) -> Any:
+    def write_transaction(self) -> AbstractContextManager[sa.Connection]:
         """A write transaction of its own (for buffered read audits)."""
-        return _WriteTx(self.engine)
+        return self._write()
 
     def audit_rows(self, *, batch: int = 2000) -> Iterator[AuditRow]:
         """Every audit row in ``seq`` order, fetched in batches."""
@@ -312,27 +348,3 @@ def _audit_row(mapping: Any) -> AuditRow:
     body = values["body"]
     values["body"] = bytes(body) if not isinstance(body, bytes) else body
     return AuditRow(**values)
-
-
-class _WriteTx:
-    """``with store.write_transaction() as conn``: a write transaction on its own connection."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self._conn: sa.Connection | None = None
-        self._tx: sa.Transaction | None = None
-
-    def __enter__(self) -> sa.Connection:
-        self._conn = self._engine.connect().execution_options(**WRITE)
-        self._tx = self._conn.begin()
-        return self._conn
-
-    def __exit__(self, kind: object, value: object, trace: object) -> None:
-        assert self._conn is not None and self._tx is not None
-        try:
-            if kind is None:
-                self._tx.commit()
-            else:
-                self._tx.rollback()
-        finally:
-            self._conn.close()
