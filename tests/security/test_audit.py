@@ -234,3 +234,15 @@ def test_no_patient_data_in_server_logs(secured: Secured, caplog: pytest.LogCapt
             continue  # the test client's own request log, not the server's
         text = record.getMessage()
         assert "Zzyzxplanted" not in text and "MRN-998877" not in text and "1950-01-02" not in text
+
+
+def test_audit_search_filters_and_rejects_bad_parameters(secured: Secured) -> None:
+    secured.client.get("/fhir/Patient/A", headers=secured.auth("clinician"))
+    secured.client.get("/fhir/Patient/B", headers=secured.auth("patient-a"))
+    by_agent = _events(secured, "?agent=user/patient-a")
+    assert by_agent and all(e["agent"][0]["who"]["identifier"]["value"] == "user/patient-a" for e in by_agent)  # type: ignore[index]
+    assert _events(secured, "?entity=Patient/A&date=ge2000-01-01")
+    assert not _events(secured, "?date=lt2000-01-01")
+    admin = secured.auth("admin")
+    for query in ("?_count=x", "?date=yesterday", "?date=ge-not-a-date", "?_offset=-1"):
+        assert secured.client.get(f"/fhir/AuditEvent{query}", headers=admin).status_code == 400

@@ -14,7 +14,7 @@ from medfusion.api.errors import FHIR_JSON
 from medfusion.api.http import base_url, read_body, repo_of, resource_response
 from medfusion.api.security import allow, audit_of, note_bundle_entities, principal_of
 from medfusion.config import get_settings
-from medfusion.errors import BundleEntryError, ForbiddenError, NotFoundError
+from medfusion.errors import BundleEntryError, ForbiddenError, InvalidRequestError, NotFoundError
 from medfusion.services import authz, bundles, records, search
 from medfusion.services.audit import AuditTrail
 from medfusion.services.capability import capability_statement
@@ -143,8 +143,13 @@ def _search(resource_type: str, request: Request, params: list[tuple[str, str]])
     if resource_type == "AuditEvent" and trail is not None:
         settings = get_settings()
         values = dict(params)
-        count = min(int(values.get("_count", settings.default_page_size) or 0), settings.max_page_size)
-        offset = int(values.get("_offset", 0) or 0)
+        try:
+            count = min(int(values.get("_count", settings.default_page_size)), settings.max_page_size)
+            offset = int(values.get("_offset", 0))
+        except ValueError:
+            raise InvalidRequestError("_count and _offset must be whole numbers") from None
+        if count < 0 or offset < 0:
+            raise InvalidRequestError("_count and _offset must not be negative")
         return _bundle(trail.search(params, base=base_url(request), count=count, offset=offset))
     body = search.search(
         repo_of(request),

@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 
 from medfusion.config import get_settings
+from medfusion.errors import InvalidRequestError
 from medfusion.fhir.bundle import searchset_bundle
 from medfusion.fhir.repository import StoredResource
 from medfusion.services.security import Principal, audit_key
@@ -296,10 +297,21 @@ class AuditTrail:
         wanted = dict(params)
         since = until = None
         for name, value in params:
-            if name == "date" and value[:2] in ("ge", "gt"):
-                since = datetime.fromisoformat(value[2:].replace("Z", "+00:00"))
-            elif name == "date" and value[:2] in ("le", "lt"):
-                until = datetime.fromisoformat(value[2:].replace("Z", "+00:00"))
+            if name != "date":
+                continue
+            if value[:2] not in ("ge", "gt", "le", "lt"):
+                raise InvalidRequestError(
+                    "date takes ge, gt, le or lt and an instant, e.g. date=ge2026-01-01"
+                )
+            try:
+                when = datetime.fromisoformat(value[2:].replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidRequestError("date must be an ISO 8601 date or instant") from None
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+            if value[:2] in ("ge", "gt"):
+                since = when
+            else:
+                until = when
         rows, total = self.store.search_audit(
             agent=wanted.get("agent"),
             entity=wanted.get("entity"),
