@@ -11,6 +11,7 @@ in batches). Prints a Markdown table; ``--seconds`` sets each wrk run's length.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import re
@@ -85,6 +86,51 @@ def _serve(url: str, port: int, bare: Path, env: dict[str, str]) -> subprocess.P
     raise SystemExit("the server did not start")
 
 
+def in_process(url: str, ids: list[str], token: str | None, rounds: int = 5, n: int = 2000) -> float:
+    """Best-of-``rounds`` microseconds per read by id, calling the ASGI app directly.
+
+    No sockets and no load generator: on a shared machine this is steadier than wrk.
+    """
+    from medfusion.api import create_app
+
+    on = token is not None
+    with override_settings(auth_enabled=on, audit_enabled=on):
+        repo = open_repository(url)
+        app = create_app(repo)
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        sent: list[int] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                sent.append(int(message["status"]))  # type: ignore[call-overload]
+
+        async def loop(count: int) -> None:
+            for i in range(count):
+                path = ids[i % len(ids)]
+                scope = {
+                    "type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+                    "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1),
+                    "server": ("127.0.0.1", 80), "scheme": "http", "root_path": "", "http_version": "1.1",
+                }  # fmt: skip
+                await app(scope, receive, send)  # type: ignore[arg-type]
+
+        asyncio.run(loop(200))
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            asyncio.run(loop(n))
+            best = min(best, (time.perf_counter() - start) / n * 1e6)
+        if app.state.trail is not None:
+            app.state.trail.flush()
+        repo.close()
+    if set(sent) != {200}:
+        raise SystemExit(f"unexpected statuses in-process: {sorted(set(sent))}")
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--observations", type=int, default=20_000)
@@ -139,6 +185,21 @@ def main() -> None:
             finally:
                 server.send_signal(signal.SIGINT)  # graceful: the lifespan flushes the audit buffer
                 server.wait(timeout=30)
+        with override_settings(
+            secret_key=secrets["MEDFUSION_SECRET_KEY"],
+            audit_checkpoint_file=Path(secrets["MEDFUSION_AUDIT_CHECKPOINT_FILE"]),
+        ):
+            from medfusion.api import create_app
+
+            app = create_app(open_repository(url))
+            store = app.state.tokens.store
+            user = store.user("bench")
+            from medfusion.services.scopes import grant, role_cap
+
+            token_in = app.state.tokens._access(user, grant("", role_cap("clinician")))["access_token"]
+            app.state.repo.close()
+            micros_off = in_process(url, reads, None)
+            micros_on = in_process(url, reads, token_in)
         engine = sa.create_engine(url)
         with engine.connect() as conn:
             audited = int(conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one())
@@ -150,7 +211,11 @@ def main() -> None:
     for mode, concurrency, rps, p50, p99 in rows:
         ratio = rps / base_rps[concurrency]
         print(f"| {mode} | {concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio:.2f} |")
-    print(f"\naudit rows written while security was on: {audited:,}")
+    print(f"\naudit rows written while security was on (wrk runs): {audited:,}")
+    print(
+        f"in-process read by id, best of 5 x 2000: security off {micros_off:.0f} µs, "
+        f"on {micros_on:.0f} µs (+{micros_on - micros_off:.0f} µs per request)"
+    )
 
 
 if __name__ == "__main__":

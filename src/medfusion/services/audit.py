@@ -19,7 +19,6 @@ import hmac
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -156,7 +155,7 @@ def chain_hash(key: bytes, prev: str, row: dict[str, Any] | AuditRow) -> str:
         get("entity"),
         hashlib.sha256(get("body")).hexdigest(),
     ]
-    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, "\x1f".join(parts).encode(), "sha256").hex()
 
 
 def _checkpoint_mac(key: bytes, count: int, head: str) -> str:
@@ -223,7 +222,7 @@ class AuditTrail:
         rows: list[dict[str, Any]] = []
         for entry, recorded in entries:
             seq += 1
-            event_id = uuid.uuid4().hex
+            event_id = os.urandom(16).hex()
             body = orjson.dumps(audit_event(entry, event_id=event_id, recorded=recorded))
             row = {
                 "seq": seq,
