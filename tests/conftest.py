@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from medfusion.config import get_settings, override_settings
+from medfusion.config import Settings, get_settings, override_settings
 from medfusion.fhir.memory import InMemoryRepository
 from medfusion.fhir.repository import FhirRepository
 from medfusion.store.engine import make_engine
@@ -46,7 +46,10 @@ def _security_mode(
             yield
         return
     folder = tmp_path_factory.mktemp("security")
+    # The defaults of Settings itself: the cached environment may come from an unmarked test.
+    defaults = {name: Settings.model_fields[name].default for name in ("auth_enabled", "audit_enabled")}
     with override_settings(
+        **defaults,
         secret_key=None,
         secret_key_file=folder / "secret.key",
         audit_checkpoint_file=folder / "audit.checkpoint",
