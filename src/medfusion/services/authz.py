@@ -46,6 +46,9 @@ PERMISSION = {
     "update": "u",
     "patch": "u",
     "delete": "d",
+    # Bulk export (identified) and de-identified export; the export routes call these.
+    "export": "s",
+    "export-deidentified": "s",
 }
 _CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 _RESTRICTED = {"R", "V"}
@@ -104,10 +107,12 @@ def authorize(principal: Principal, interaction: str, resource_type: str, *, agg
         return
     if principal.unrestricted:
         return
-    if principal.role == "analyst" and not (interaction == "search" and aggregate):
+    if principal.role == "analyst" and not (
+        (interaction == "search" and aggregate) or interaction == "export-deidentified"
+    ):
         raise ForbiddenError("an analyst may see aggregate and de-identified data only")
     if principal.role == "patient":
-        if interaction in ("history-type", "history-system"):
+        if interaction in ("history-type", "history-system", "export", "export-deidentified"):
             raise ForbiddenError("a patient may read the history of their own records only")
         if resource_type not in _COMPARTMENT and not (
             resource_type in _DIRECTORY and PERMISSION[interaction] in "rs"
