@@ -84,6 +84,28 @@ class Settings(BaseSettings):
     bench_bare_file
         Benchmarks only: a file whose bytes ``GET /_bare`` serves, the ceiling that
         read-by-id is measured against.
+    auth_enabled
+        Require a bearer token on every route that touches patient data (secure by
+        default; only tests and local experiments turn it off).
+    audit_enabled
+        Record every request that touches patient data as an AuditEvent.
+    secret_key
+        Key that signs access tokens and keys the audit chain; when empty it is read from
+        ``secret_key_file``, which is created with mode 0600 at first start.
+    token_issuer, token_audience
+        ``iss`` and ``aud`` of issued tokens; tokens with others are refused.
+    access_token_seconds, refresh_token_seconds
+        Lifetimes of access tokens (short) and of rotating refresh tokens.
+    break_glass_seconds
+        How long a break-glass token stays valid.
+    auth_rate_limit, auth_rate_window_seconds
+        Requests to ``/auth/*`` one client address may make per window; more get 429.
+    audit_checkpoint_file
+        Where the keyed audit checkpoint (chain head and row count) is written, outside
+        the database.
+    audit_flush_rows, audit_flush_seconds
+        Audit rows of reads are buffered and written in batches of this many rows, or
+        after this many seconds, whichever comes first (writes are audited at once).
     """
 
     model_config = SettingsConfigDict(env_prefix="MEDFUSION_", extra="ignore")
@@ -122,6 +144,20 @@ class Settings(BaseSettings):
     deid_key: SecretStr | None = None
     deid_key_file: Path = Path(".medfusion/deid.key")
     bench_bare_file: Path | None = None
+    auth_enabled: bool = True
+    audit_enabled: bool = True
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path(".medfusion/secret.key")
+    token_issuer: str = "medfusion"
+    token_audience: str = "medfusion-api"
+    access_token_seconds: int = Field(default=900, gt=0, le=86400)
+    refresh_token_seconds: int = Field(default=8 * 3600, gt=0)
+    break_glass_seconds: int = Field(default=1800, gt=0, le=86400)
+    auth_rate_limit: int = Field(default=30, gt=0)
+    auth_rate_window_seconds: int = Field(default=60, gt=0)
+    audit_checkpoint_file: Path = Path(".medfusion/audit.checkpoint")
+    audit_flush_rows: int = Field(default=200, gt=0)
+    audit_flush_seconds: float = Field(default=1.0, gt=0)
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,9 @@ Hierarchy::
     │   ├── UnsupportedError                      400 not-supported
     │   └── DataError                             400 invalid (ML input data)
     ├── PayloadTooLargeError (ValueError)         413 too-long
+    ├── UnauthorizedError (PermissionError)       401 login
+    ├── ForbiddenError (PermissionError)          403 forbidden
+    ├── TooManyRequestsError                      429 throttled
     ├── NotFoundError (LookupError)               404 not-found
     │   └── UnknownResourceTypeError              404 not-supported
     ├── ForbiddenError (PermissionError)          403 forbidden
@@ -46,6 +49,8 @@ __all__ = [
     "PayloadTooLargeError",
     "PreconditionFailedError",
     "ResourceValidationError",
+    "TooManyRequestsError",
+    "UnauthorizedError",
     "UnknownResourceTypeError",
     "UnknownSearchParameterError",
     "UnsupportedError",
@@ -122,6 +127,31 @@ class PayloadTooLargeError(MedfusionError, ValueError):
     code = "too-long"
 
 
+class UnauthorizedError(MedfusionError, PermissionError):
+    """No valid credentials: a missing, malformed, expired, forged or revoked token.
+
+    The message never says which, so it gives an attacker nothing to work with.
+    """
+
+    code = "login"
+
+
+class ForbiddenError(MedfusionError, PermissionError):
+    """Valid credentials, but the scopes or the role do not allow the interaction."""
+
+    code = "forbidden"
+
+
+class TooManyRequestsError(MedfusionError):
+    """Too many requests from one client address; retry after ``retry_after`` seconds."""
+
+    code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFoundError(MedfusionError, LookupError):
     """No resource (or version) exists at the requested location."""
 
@@ -132,12 +162,6 @@ class UnknownResourceTypeError(NotFoundError):
     """The resource type is not an R4 resource type."""
 
     code = "not-supported"
-
-
-class ForbiddenError(MedfusionError, PermissionError):
-    """The caller may not do this (a patient booking for someone else)."""
-
-    code = "forbidden"
 
 
 class GoneError(MedfusionError, LookupError):

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from medfusion.api.http import repo_of
+from medfusion.api.security import allow
 from medfusion.services.deidentify import deidentified_stream, load_deid_key, parse_deid_request
 
 __all__ = ["NDJSON", "router"]
@@ -29,6 +30,7 @@ async def export_deidentified(request: Request) -> Response:
     Query parameters: ``k`` (default 5), ``dateShift`` (``true`` shifts dates per patient
     instead of keeping the year), ``_type`` (comma-separated resource types).
     """
+    allow(request, "export-deidentified", "*")
     options = parse_deid_request(list(request.query_params.multi_items()))
     stream = await run_in_threadpool(
         deidentified_stream,

@@ -284,6 +284,19 @@ def _register_quality() -> None:
     app.add_typer(quality_app, name="quality")
 
 
+def _register_security() -> None:
+    from medfusion.cli import security
+
+    security.user_app.command("add")(friendly(security.user_add))
+    security.user_app.command("list")(friendly(security.user_list))
+    security.user_app.command("disable")(friendly(security.user_disable))
+    security.client_app.command("add")(friendly(security.client_add))
+    security.audit_app.command("verify")(friendly(security.audit_verify))
+    app.add_typer(security.user_app, name="user")
+    app.add_typer(security.client_app, name="client")
+    app.add_typer(security.audit_app, name="audit")
+
+
 def _register_schedule() -> None:
     from medfusion.cli.schedule import schedule_app, set_availability
 
@@ -320,6 +333,15 @@ def demo(
         f"demo database ready: {report.resources:,} resources from {report.files} files "
         f"in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
     )
+    if get_settings().auth_enabled:
+        from medfusion.services.demo import demo_admin
+
+        name, password = demo_admin(url)
+        console.print(
+            f"admin user [bold]{name}[/bold], one-time password [bold]{password}[/bold] "
+            "(shown once; get a token with POST /auth/token, grant_type=password)",
+            highlight=False,
+        )
     if serve_after:
         _serve(host, port, url)
 
@@ -340,6 +362,7 @@ _register_ml()
 _register_quality()
 _register_schedule()
 _register_reminders()
+_register_security()
 
 
 if __name__ == "__main__":

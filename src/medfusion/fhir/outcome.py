@@ -15,6 +15,8 @@ from medfusion.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PreconditionFailedError,
+    TooManyRequestsError,
+    UnauthorizedError,
 )
 
 __all__ = ["STATUS_TABLE", "operation_outcome", "outcome_for_error", "status_for"]
@@ -30,6 +32,8 @@ STATUS_TABLE: tuple[tuple[type[MedfusionError], int], ...] = (
     (ConflictError, 409),
     (PreconditionFailedError, 412),
     (BusinessRuleError, 422),
+    (UnauthorizedError, 401),
+    (TooManyRequestsError, 429),
 )
 
 

@@ -8,8 +8,9 @@ from medfusion.store.engine import make_engine
 from medfusion.store.migrate import upgrade
 from medfusion.store.protection import Protection
 from medfusion.store.repository import SqlRepository
+from medfusion.store.security import SecurityStore
 
-__all__ = ["open_repository", "store_protection", "upgrade_database"]
+__all__ = ["open_repository", "open_security", "store_protection", "upgrade_database"]
 
 
 def store_protection() -> Protection:
@@ -41,3 +42,10 @@ def open_repository(url: str, *, migrate: bool = True) -> SqlRepository:
     if migrate:
         upgrade(engine)
     return SqlRepository(engine, store_protection())
+
+
+def open_security(url: str) -> SecurityStore:
+    """The users, tokens and audit trail of the database at ``url``, migrated first."""
+    engine = make_engine(url)
+    upgrade(engine)
+    return SecurityStore(engine)

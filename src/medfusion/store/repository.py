@@ -20,6 +20,7 @@ from medfusion.store.engine import WRITE
 from medfusion.store.protection import Protection
 from medfusion.store.rows import resource_columns, stored_body, to_stored, token_rows
 from medfusion.store.search_sql import execute_search, execute_search_driver
+from medfusion.store.security import before_write_commit
 from medfusion.store.tables import INDEX_TABLES, resource
 
 __all__ = ["SqlRepository", "SqlTransaction"]
@@ -58,6 +59,8 @@ class SqlTransaction:
         self.protection = protection or Protection(None)
         self._dialect = conn.dialect.name
         self._columns = resource_columns(self._dialect)
+        # What this transaction wrote, for the request's AuditEvent (``before_write_commit``).
+        self.written: list[StoredResource] = []
 
     # -- reads -----------------------------------------------------------------
     def read_current(self, resource_type: str, id: str) -> StoredResource | None:
@@ -121,8 +124,13 @@ class SqlTransaction:
 
     @contextmanager
     def savepoint(self) -> Iterator[SqlTransaction]:
-        with self.conn.begin_nested():
-            yield self
+        mark = len(self.written)
+        try:
+            with self.conn.begin_nested():
+                yield self
+        except BaseException:
+            del self.written[mark:]
+            raise
 
     # -- writes ----------------------------------------------------------------
     def write(
@@ -142,7 +150,9 @@ class SqlTransaction:
         for start in range(0, len(requests), _BATCH):
             chunk = requests[start : start + _BATCH]
             self._write_chunk(chunk, results, start, skip_unchanged)
-        return [r for r in results if r is not None]
+        written = [r for r in results if r is not None]
+        self.written.extend(written)
+        return written
 
     def delete(self, resource_type: str, id: str) -> StoredResource | None:
         current = self._current_meta([(resource_type, id)])
@@ -163,7 +173,9 @@ class SqlTransaction:
             "sealed": None,
         }
         self.conn.execute(sa.insert(resource), [row])
-        return StoredResource(resource_type, id, version + 1, when, True, b"")
+        gone = StoredResource(resource_type, id, version + 1, when, True, b"")
+        self.written.append(gone)
+        return gone
 
     # -- internals -------------------------------------------------------------
     def _current_meta(
@@ -390,7 +402,11 @@ class SqlRepository:
     def begin(self) -> Iterator[SqlTransaction]:
         """Open a write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            yield SqlTransaction(conn, self.protection)
+            tx = SqlTransaction(conn, self.protection)
+            yield tx
+            hook = before_write_commit.get()
+            if hook is not None:
+                hook(conn, tx.written)
 
     @contextmanager
     def begin_read(self) -> Iterator[SqlTransaction]:

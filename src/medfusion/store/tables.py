@@ -14,6 +14,11 @@ from sqlalchemy.dialects import postgresql
 
 __all__ = [
     "INDEX_TABLES",
+    "audit_log",
+    "auth_client",
+    "auth_refresh",
+    "auth_revoked",
+    "auth_user",
     "idx_date",
     "idx_quantity",
     "idx_reference",
@@ -171,4 +176,65 @@ waitlist = sa.Table(
     sa.Column("created_at", Instant, nullable=False),
     sa.Column("updated_at", Instant, nullable=False),
     sa.Index("ix_waitlist_status", "status", "id"),
+)
+
+# -- security (migration 0003) ---------------------------------------------------------
+# Users and backend clients; passwords and client secrets only as argon2 hashes.
+auth_user = sa.Table(
+    "auth_user",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("patient_id", sa.String(64), nullable=True),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+auth_client = sa.Table(
+    "auth_client",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("secret_hash", sa.String(256), nullable=False),
+    sa.Column("scope", sa.String(2048), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+# Refresh tokens by SHA-256 of their value; a used one is marked, and presenting a used one
+# again revokes its whole family (rotation with reuse detection).
+auth_refresh = sa.Table(
+    "auth_refresh",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family", sa.String(64), nullable=False),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(2048), nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("used", sa.Boolean, nullable=False),
+    sa.Index("ix_auth_refresh_family", "family"),
+)
+# Revoked access tokens by ``jti`` until they would have expired anyway.
+auth_revoked = sa.Table(
+    "auth_revoked",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("expires", sa.Float, nullable=False),
+)
+# The audit trail: one AuditEvent per row, chained by a keyed hash over the previous
+# row's hash and this row's content. ``seq`` is assigned by the writer under a lock, so
+# gaps mean deleted rows.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("recorded", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("action", sa.String(1), nullable=False),
+    sa.Column("outcome", sa.String(2), nullable=False),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_log_event", "event_id", unique=True),
+    sa.Index("ix_audit_log_recorded", "recorded"),
 )

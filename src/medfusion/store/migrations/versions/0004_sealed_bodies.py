@@ -5,7 +5,7 @@ without encryption keep their plain ``body`` (JSONB on PostgreSQL) until
 ``medfusion keys rotate`` seals them.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-27
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
