@@ -26,7 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from medfusion.ml._sequence_fit import (
     FitResult,
@@ -136,7 +136,10 @@ class RNNModel(ClassifierMixin, BaseEstimator):
     n_seeds
         Networks trained with seeds ``random_state + k`` and averaged.
     max_epochs, patience, batch_size, learning_rate, weight_decay
-        Training loop; early stopping on the validation loss.
+        Training loop; early stopping on the validation loss. ``None`` adapts to the
+        data size: small sets (under 500 series, e.g. UCR) get batches of 16 and a
+        patience of 30 epochs, since their few validation rows give a noisy loss; larger
+        ones batches of 64 and a patience of 10.
     validation_fraction
         Share of the training rows held out for early stopping and member selection.
     early_stopping
@@ -179,8 +182,8 @@ class RNNModel(ClassifierMixin, BaseEstimator):
         summaries: str = "auto",
         n_seeds: int = 1,
         max_epochs: int = 100,
-        patience: int = 10,
-        batch_size: int = 64,
+        patience: int | None = None,
+        batch_size: int | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         validation_fraction: float = 0.2,
@@ -230,6 +233,8 @@ class RNNModel(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         positive = ("hidden_size", "num_layers", "n_seeds", "max_epochs", "patience", "batch_size")
         for name in positive:
+            if name in ("patience", "batch_size") and getattr(self, name) is None:
+                continue
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
         if not 0 < self.validation_fraction < 1:
@@ -249,14 +254,22 @@ class RNNModel(ClassifierMixin, BaseEstimator):
         )
 
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
-        array = as_sequences(X)
+        if getattr(X, "ndim", None) == 3:
+            array = as_sequences(
+                check_array(X, allow_nd=True, ensure_all_finite="allow-nan", dtype=np.float32)
+            )
+        else:
+            # A table is one variable over time: scikit-learn's own checks and messages.
+            table = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", dtype=np.float32)
+            array = as_sequences(table)
         if reset:
             self.n_steps_, self.n_variables_ = int(array.shape[1]), int(array.shape[2])
             self.n_features_in_ = self.n_steps_ * self.n_variables_
         elif array.shape[2] != self.n_variables_ or array.shape[1] != self.n_steps_:
             raise ValueError(
                 f"X has shape {array.shape[1:]} (steps, variables) but {type(self).__name__} was "
-                f"fitted on ({self.n_steps_}, {self.n_variables_})"
+                f"fitted on ({self.n_steps_}, {self.n_variables_}); X has {array.shape[1] * array.shape[2]} "
+                f"features, but {type(self).__name__} is expecting {self.n_features_in_} features as input."
             )
         return array
 
@@ -281,10 +294,8 @@ class RNNModel(ClassifierMixin, BaseEstimator):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         X = self._validate(X, reset=True)
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
-        if y.ndim != 1 or len(y) != len(X):
+        y = column_or_1d(np.asarray(y), warn=True)
+        if len(y) != len(X):
             raise ValueError(f"y must be one label per series; got shape {y.shape} for {len(X)} series")
         check_classification_targets(y)
         self.classes_ = unique_labels(y)
@@ -303,6 +314,7 @@ class RNNModel(ClassifierMixin, BaseEstimator):
         train, valid = self._split(encoded, seed)
         values, mask, last = self._tensors(X)
         tensors = (values, mask, last, torch.from_numpy(encoded.astype(np.int64)))
+        small = len(X) < 500
         self.networks_: list[SequenceNet] = []
         self.histories_: list[list[dict[str, float]]] = []
         speeds = []
@@ -326,8 +338,8 @@ class RNNModel(ClassifierMixin, BaseEstimator):
                 [t[torch.from_numpy(train if stop else np.arange(len(X)))] for t in tensors],
                 [t[torch.from_numpy(valid)] for t in tensors] if stop else None,
                 max_epochs=self.max_epochs,
-                patience=self.patience,
-                batch_size=self.batch_size,
+                patience=self.patience or (30 if small else 10),
+                batch_size=self.batch_size or (16 if small else 64),
                 learning_rate=self.learning_rate,
                 weight_decay=self.weight_decay,
                 seed=seed + k,
@@ -418,6 +430,7 @@ class RNNModel(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class per series."""
+        check_is_fitted(self)
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
 

@@ -20,13 +20,13 @@ __all__ = ["SequenceNet"]
 
 
 class _ConvFront(nn.Module):
-    """FCN-style front end: three conv-BN-ReLU blocks (kernels 8, 5, 3), length kept."""
+    """FCN-style front end: conv-BN-ReLU blocks, kernels 7, 5, 3 (odd: symmetric "same" padding)."""
 
     def __init__(self, channels: int, width: int) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         sizes = (channels, width, 2 * width, width)
-        for (inp, out), kernel in zip(pairwise(sizes), (8, 5, 3), strict=True):
+        for (inp, out), kernel in zip(pairwise(sizes), (7, 5, 3), strict=True):
             layers += [nn.Conv1d(inp, out, kernel, padding="same"), nn.BatchNorm1d(out), nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.out_channels = width
