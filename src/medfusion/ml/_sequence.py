@@ -295,6 +295,8 @@ class RNNModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         X = self._validate(X, reset=True)
         y = column_or_1d(np.asarray(y), warn=True)
+        if y.dtype.kind in "fc" and not np.isfinite(y).all():
+            raise ValueError("Input y contains NaN or infinity.")
         if len(y) != len(X):
             raise ValueError(f"y must be one label per series; got shape {y.shape} for {len(X)} series")
         check_classification_targets(y)
