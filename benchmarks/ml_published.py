@@ -1,4 +1,7 @@
-"""`make bench-ml`: the tabular models against published results on the same data and split.
+"""`make bench-ml`: the models against published results on the same data and split.
+
+The sequence rows (ECG200, PhysioNet 2012, rnn throughput and IG faithfulness) come from
+``benchmarks/bench_sequence.py``; ``--skip-sequence`` leaves them out (they take minutes).
 
 Prints a Markdown table and writes it to ``bench-out/ml_published.md``. Every model runs
 with default settings; CIs are 95 % seeded bootstrap intervals (500 resamples).
@@ -22,7 +25,9 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_sequence import ecg200, faithfulness, physionet, throughput
 from medfusion.config import get_settings
 from medfusion.ml import (
     CoxModel,
@@ -126,6 +131,7 @@ def breast_cancer(_: Path) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench-out/ml_published.md"))
+    parser.add_argument("--skip-sequence", action="store_true", help="Leave out the rnn rows.")
     args = parser.parse_args()
     data = get_settings().data_dir
     lines = [
@@ -136,10 +142,14 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     benches: list[Callable[[Path], list[Row]]] = [cleveland, gbsg2, diabetes, breast_cancer]
+    if not args.skip_sequence:
+        benches += [ecg200, physionet, throughput, faithfulness]
+    folders = {cleveland: "tabular", gbsg2: "tabular", ecg200: "ucr", physionet: "physionet2012"}
+    folders.update({throughput: "physionet2012", faithfulness: "physionet2012"})
     for bench in benches:
-        needs_data = bench in (cleveland, gbsg2)
-        if needs_data and not (data / "tabular").is_dir():
-            lines.append(f"| {bench.__name__} | skipped: {data / 'tabular'} is absent | | | |")
+        folder = folders.get(bench)
+        if folder is not None and not (data / folder).is_dir():
+            lines.append(f"| {bench.__name__} | skipped: {data / folder} is absent | | | |")
             continue
         started = time.perf_counter()
         rows = bench(data)

@@ -56,8 +56,12 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def train(
-    model: str = typer.Argument(..., help="Model kind: linear, logistic or cox."),
-    data: Path = typer.Option(..., "--data", help="Training table (CSV or Parquet)."),
+    model: str = typer.Argument(..., help="Model kind: linear, logistic, cox or rnn."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Training table (CSV or Parquet); rnn: UCR .tsv, stay folder / .tar.gz, or long CSV.",
+    ),
     target: str = typer.Option("target", "--target", help="Outcome column (linear, logistic)."),
     time: str | None = typer.Option(None, "--time", help="Survival time column (cox)."),
     event: str | None = typer.Option(None, "--event", help="Event column, 1 = event, 0 = censored (cox)."),
@@ -79,6 +83,14 @@ def train(
     quality_config: Path | None = typer.Option(
         None, "--quality-config", help="TOML or JSON file overriding the quality catalogue."
     ),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="rnn: outcome CSV for a stay folder / archive or a long CSV."
+    ),
+    id_col: str | None = typer.Option(None, "--id-col", help="rnn: id column of --labels."),
+    test_labels: Path | None = typer.Option(
+        None, "--test-labels", help="rnn: outcome CSV of --test-data (default: --labels)."
+    ),
+    device: str = typer.Option("auto", "--device", help="rnn: auto, cpu or cuda."),
 ) -> None:
     """Train a model, evaluate it with bootstrap CIs, and save it to the registry."""
     from medfusion.cli.main import _progress
@@ -102,6 +114,10 @@ def train(
             ),
             quality=quality,
             quality_config=quality_config,
+            labels=labels,
+            id_col=id_col,
+            test_labels=test_labels,
+            device=device,
         )
     for finding in result.quality_findings:
         # stderr, so that --json keeps its last stdout line to itself.
@@ -140,12 +156,13 @@ def evaluate(
     model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
     data: Path = typer.Option(..., "--data", help="Table with the outcome column(s)."),
     seed: int = typer.Option(42, "--seed", help="Bootstrap seed."),
+    labels: Path | None = typer.Option(None, "--labels", help="rnn: outcome CSV for folder data."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last line."),
 ) -> None:
     """Evaluate a saved model on new data, with bootstrap CIs."""
     from medfusion.services.training import evaluate_model
 
-    result = evaluate_model(model_id=model_id, data=data, seed=seed)
+    result = evaluate_model(model_id=model_id, data=data, seed=seed, labels=labels)
     if as_json:
         typer.echo(json.dumps(result.as_json()))
         return
@@ -175,7 +192,20 @@ def explain(
     if as_json:
         typer.echo(json.dumps(result.as_json()))
         return
+    if result.sequence is not None:
+        table = Table(title=f"{result.model_id}: mean |integrated gradient| per variable")
+        table.add_column("variable")
+        table.add_column("importance", justify="right")
+        ranked = sorted(result.sequence["global_importance"].items(), key=lambda item: -item[1])
+        for name, value in ranked[:20]:
+            table.add_row(name, _fmt(value))
+        console.print(table)
+        console.print(f"{len(result.sequence['rows'])} series explained; heat maps and NPY files:")
+        for row in result.sequence["rows"]:
+            console.print(f"  {row['id']}: {row['attribution_file']}")
+        return
     explanation = result.explanation
+    assert explanation is not None
     table = Table(title=f"{result.model_id}: global importance ({explanation.output})")
     table.add_column("feature")
     table.add_column("mean |contribution|", justify="right")

@@ -1,4 +1,4 @@
-"""Clinical prediction models on tabular data: estimators, metrics, reports and a registry.
+"""Clinical prediction models on tables and sequences: estimators, metrics, reports, a registry.
 
 Every estimator follows the scikit-learn contract (``fit`` returns self, learned
 attributes end in ``_``, randomness only from ``random_state``) and carries its own
@@ -53,6 +53,23 @@ from medfusion.ml._metrics import (
 from medfusion.ml._plots import kaplan_meier, plot_evaluation, plot_explanation
 from medfusion.ml._registry import ModelRecord, Registry
 from medfusion.ml._report import model_card, run_report
+from medfusion.ml._sequence import RNNModel, as_sequences, summary_features
+from medfusion.ml._sequence_data import (
+    SequenceData,
+    read_long_csv,
+    read_physionet,
+    read_sequences,
+    read_ucr,
+    sequence_kind,
+)
+from medfusion.ml._sequence_explain import (
+    SequenceDeletion,
+    SequenceExplanation,
+    integrated_gradients,
+    plot_attribution,
+    plot_training_curves,
+    sequence_deletion_test,
+)
 from medfusion.ml._shapley import DeletionResult, background_reference, deletion_test, shapley_values
 
 __all__ = [
@@ -68,10 +85,15 @@ __all__ = [
     "LogisticModel",
     "ModelRecord",
     "Output",
+    "RNNModel",
     "Registry",
+    "SequenceData",
+    "SequenceDeletion",
+    "SequenceExplanation",
     "TabularData",
     "TabularEstimator",
     "Task",
+    "as_sequences",
     "auroc",
     "average_precision",
     "background_reference",
@@ -88,6 +110,7 @@ __all__ = [
     "fingerprint",
     "harrell_c",
     "integrated_brier_score",
+    "integrated_gradients",
     "kaplan_meier",
     "library_versions",
     "load_cleveland",
@@ -100,32 +123,43 @@ __all__ = [
     "multiclass_metrics",
     "odds_ratios",
     "outcome_summary",
+    "plot_attribution",
     "plot_evaluation",
     "plot_explanation",
+    "plot_training_curves",
     "prepare",
+    "read_long_csv",
+    "read_physionet",
+    "read_sequences",
     "read_table",
+    "read_ucr",
     "reference_values",
     "regression_metrics",
     "run_report",
+    "sequence_deletion_test",
+    "sequence_kind",
     "shapley_values",
     "source_features",
     "split_features",
+    "summary_features",
     "survival_grid",
     "survival_metrics",
     "survival_target",
     "uno_c",
 ]
 
-MODEL_KINDS = ("linear", "logistic", "cox")
+MODEL_KINDS = ("linear", "logistic", "cox", "rnn")
 
 
-def make_estimator(kind: str, *, random_state: int | None = None, **params: Any) -> TabularEstimator:
+def make_estimator(
+    kind: str, *, random_state: int | None = None, **params: Any
+) -> TabularEstimator | RNNModel:
     """A fresh, unfitted estimator of one kind.
 
     Parameters
     ----------
     kind
-        ``linear``, ``logistic`` or ``cox``.
+        ``linear``, ``logistic``, ``cox`` or ``rnn``.
     random_state
         Seed, for the kinds that use randomness.
     **params
@@ -143,6 +177,8 @@ def make_estimator(kind: str, *, random_state: int | None = None, **params: Any)
             return LogisticModel(random_state=random_state, **params)
         if kind == "cox":
             return CoxModel(**params)
+        if kind == "rnn":
+            return RNNModel(random_state=random_state, **params)
     except TypeError as error:
         raise InvalidRequestError(f"bad parameter for model {kind!r}: {error}") from None
     raise InvalidRequestError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")

@@ -72,7 +72,7 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
         ]
     else:
         calibration = ["See the residual and predicted-vs-observed plots in the run report."]
-    limitations = [
+    limitations = list(meta.get("limitations") or []) or [
         "Validated internally on a random split of one data set only; performance on other sites, "
         "periods or populations is unknown.",
         "Linear effects on the scaled predictors; no interactions or non-linear terms were searched.",
@@ -96,6 +96,14 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
             "Proportional-hazards check (Schoenfeld residuals, rank time):",
             (["predictor", "statistic", "p"], rows),
         ]
+    if meta.get("network"):
+        network = meta["network"]
+        spec.append(
+            f"Ensemble members kept on validation: {', '.join(network['members'])}; "
+            f"epochs per network {network['epochs']}; validation scores {network['validation_scores']}."
+        )
+    if meta.get("explanation_note"):
+        spec.append(str(meta["explanation_note"]))
     if meta.get("coefficients"):
         spec.append(
             (["feature (scaled)", "coefficient"], [[k, _fmt(v)] for k, v in meta["coefficients"].items()])
@@ -113,7 +121,10 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
             "Predictors",
             [
                 f"{len(data['predictors'])} columns: {', '.join(data['predictors'])}. "
-                "Numeric ones are median-imputed and standardised; text ones one-hot encoded."
+                + (
+                    meta.get("predictors_note")
+                    or "Numeric ones are median-imputed and standardised; text ones one-hot encoded."
+                )
             ],
         ),
         ("Outcome", [f"{', '.join(data['outcome'])} ({task}). {data.get('outcome_summary', '')}"]),

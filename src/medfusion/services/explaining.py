@@ -45,17 +45,25 @@ class ExplainResult:
 
     Attributes
     ----------
+    explanation
+        Per-feature contributions (tabular models); ``None`` for ``rnn``.
+    sequence
+        ``rnn``: the JSON object of integrated-gradients attribution files.
     ratios
         Odds ratios (binary logistic) or hazard ratios (Cox) with CIs, else ``None``.
     """
 
     model_id: str
-    explanation: Explanation
+    explanation: Explanation | None
     ratios: pd.DataFrame | None = None
     plots: list[Path] = field(default_factory=list)
+    sequence: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The ``medfusion explain --json`` object."""
+        """The ``medfusion explain --json`` object (``rnn``: rows carry ``attribution_file``)."""
+        if self.sequence is not None:
+            return self.sequence
+        assert self.explanation is not None
         return self.explanation.as_json(self.model_id)
 
 
@@ -115,7 +123,9 @@ def explain_model(
     rows
         Explain only the first ``rows`` data rows (default all).
     out
-        Folder for PNG bar charts: ``global_importance.png`` and ``row_<n>.png``.
+        Folder for PNG bar charts: ``global_importance.png`` and ``row_<n>.png``; for
+        ``rnn`` the ``attr_<n>.npy`` / ``attr_<n>.png`` attribution files (default
+        ``explain-<name>-v<version>`` in the working folder).
     method
         ``auto`` / ``linear`` (exact contributions) or ``shapley`` (sampled or exact
         Shapley values of the natural output, with the table as background).
@@ -132,6 +142,17 @@ def explain_model(
     if rows is not None and rows < 1:
         raise DataError(f"--rows must be at least 1, got {rows}")
     fitted, record = Registry(registry_dir or get_settings().models_dir).load(model_id)
+    if record.metadata.get("model") == "rnn":
+        from medfusion.services.sequence_training import explain_sequence_model
+
+        if method not in ("auto",):
+            raise InvalidRequestError("rnn models are explained by integrated gradients; use --method auto")
+        folder = out or Path(f"explain-{record.name}-v{record.version}")
+        payload = explain_sequence_model(
+            fitted, record.metadata, model_id=record.model_id, data=data, rows=rows, out=folder
+        )
+        files = [Path(r["heatmap_file"]) for r in payload["rows"]]
+        return ExplainResult(record.model_id, None, None, files, payload)
     outcome = tuple(c for c in record.metadata.get("data", {}).get("outcome", []) if c)
     table = model_features(fitted, read_table(data), outcome)
     if rows is not None:

@@ -151,6 +151,10 @@ def train_model(
     progress: Progress | None = None,
     quality: str = "warn",
     quality_config: Path | None = None,
+    labels: Path | None = None,
+    id_col: str | None = None,
+    test_labels: Path | None = None,
+    device: str = "auto",
 ) -> TrainResult:
     """Train a model on a table, evaluate it with CIs, and save it with report and card.
 
@@ -178,7 +182,12 @@ def train_model(
         Called with ``(step, done, total)``.
     quality, quality_config
         Data-quality gate (``off``, ``warn``, ``strict``) and an optional catalogue override;
-        see :func:`medfusion.services.quality.quality_gate`.
+        see :func:`medfusion.services.quality.quality_gate`. Not applied to sequence data.
+    labels, id_col, test_labels
+        ``rnn`` on a stay folder / archive or a long CSV: the outcome file, its id column
+        (``target`` names the outcome column) and the test set's outcome file.
+    device
+        ``rnn``: ``auto``, ``cpu`` or ``cuda``.
 
     Raises
     ------
@@ -186,6 +195,38 @@ def train_model(
         Unusable input, or (``quality="strict"``) an error-severity quality check failed;
         nothing is written.
     """
+    if model == "rnn":
+        from medfusion.services.sequence_training import train_sequence_model
+
+        out = train_sequence_model(
+            data=data,
+            labels=labels,
+            id_col=id_col,
+            target=None if target == "target" and labels is None else target,
+            test_data=test_data,
+            test_labels=test_labels,
+            test_size=test_size,
+            seed=seed,
+            cv=cv,
+            params=params,
+            device=device,
+            n_bootstrap=n_bootstrap,
+            registry=_registry(registry_dir),
+            progress=progress,
+        )
+        record = out["record"]
+        return TrainResult(
+            record.model_id,
+            model,
+            out["task"],
+            out["n_train"],
+            out["n_test"],
+            out["seconds"],
+            out["metrics"],
+            out["evaluation"],
+            record,
+            out["plots"],
+        )
     started = clock.perf_counter()
     total, done = 6 + (cv or 0), 0
 
@@ -312,13 +353,36 @@ def _explanation_summary(model: Any, rows: pd.DataFrame, examples: int = 3) -> d
 
 
 def evaluate_model(
-    *, model_id: str, data: Path, n_bootstrap: int = 500, seed: int = 42, registry_dir: Path | None = None
+    *,
+    model_id: str,
+    data: Path,
+    n_bootstrap: int = 500,
+    seed: int = 42,
+    registry_dir: Path | None = None,
+    labels: Path | None = None,
 ) -> EvaluateResult:
-    """Metrics with CIs of a saved model on a new table (which must hold the outcome)."""
+    """Metrics with CIs of a saved model on a new table (which must hold the outcome).
+
+    ``rnn`` models read sequences instead, with ``labels`` for the folder / long-CSV layouts.
+    """
     started = clock.perf_counter()
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
     info = meta["data"]
+    if meta["model"] == "rnn":
+        from medfusion.services.sequence_training import evaluate_sequence_model
+
+        evaluation = evaluate_sequence_model(fitted, meta, data, labels, n_bootstrap=n_bootstrap, seed=seed)
+        return EvaluateResult(
+            record.model_id,
+            meta["model"],
+            meta["task"],
+            info["n_train"],
+            len(evaluation.y),
+            clock.perf_counter() - started,
+            evaluation.metrics,
+            evaluation,
+        )
     prepared = prepare(
         read_table(data), model=meta["model"], target=info["target"], time=info["time"], event=info["event"]
     )
@@ -350,6 +414,14 @@ def predict_with_model(
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
     info = meta["data"]
+    if meta["model"] == "rnn":
+        from medfusion.services.sequence_training import predict_sequence_model
+
+        if explain:
+            raise DataError("--explain on predict is for tabular models; use medfusion explain for rnn")
+        result = predict_sequence_model(fitted, meta, data)
+        _write_csv(result, out)
+        return PredictResult(record.model_id, out, len(result))
     X = model_features(fitted, read_table(data), tuple(c for c in info["outcome"] if c))
     result = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
     if meta["task"] == "regression":
@@ -373,6 +445,11 @@ def predict_with_model(
         result["base_value"] = explanation.base_value
         for index, name in enumerate(explanation.features):
             result[f"contribution_{name}"] = explanation.contributions[:, index]
+    _write_csv(result, out)
+    return PredictResult(record.model_id, out, len(result))
+
+
+def _write_csv(result: pd.DataFrame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:
@@ -382,7 +459,6 @@ def predict_with_model(
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
-    return PredictResult(record.model_id, out, len(result))
 
 
 def list_models(*, registry_dir: Path | None = None) -> list[ModelRecord]:
