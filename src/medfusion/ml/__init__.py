@@ -52,7 +52,7 @@ from medfusion.ml._metrics import (
 )
 from medfusion.ml._plots import kaplan_meier, plot_evaluation, plot_explanation
 from medfusion.ml._registry import ModelRecord, Registry
-from medfusion.ml._report import model_card, run_report
+from medfusion.ml._report import model_card, report_files, run_report
 from medfusion.ml._sequence import RNNModel, as_sequences, summary_features
 from medfusion.ml._sequence_data import (
     SequenceData,
@@ -135,6 +135,7 @@ __all__ = [
     "read_ucr",
     "reference_values",
     "regression_metrics",
+    "report_files",
     "run_report",
     "sequence_deletion_test",
     "sequence_kind",

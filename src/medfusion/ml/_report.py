@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["model_card", "run_report"]
+__all__ = ["model_card", "report_files", "run_report"]
 
 Block = str | tuple[Sequence[str], Sequence[Sequence[str]]]
 _STYLE = (
@@ -245,3 +245,20 @@ def _explanation_blocks(summary: Mapping[str, Any]) -> list[Block]:
         blocks += ["Example test rows (largest contributions first):"]
         blocks.append((["test row", "prediction", "top contributions"], cases))
     return blocks
+
+
+def report_files(plots: Mapping[str, bytes]) -> Callable[[Mapping[str, Any]], dict[str, bytes]]:
+    """The files a training run saves beside its model: PNG plots, model card, HTML report.
+
+    Returns a function of the saved record (the registry fills in id and version first).
+    """
+
+    def files(record: Mapping[str, Any]) -> dict[str, bytes]:
+        markdown, card_html = model_card(record)
+        out = {f"plots/{name}.png": png for name, png in plots.items()}
+        out["model_card.md"] = markdown.encode()
+        out["model_card.html"] = card_html.encode()
+        out["report.html"] = run_report(record, plots).encode()
+        return out
+
+    return files

@@ -30,12 +30,11 @@ from medfusion.ml import (
     library_versions,
     make_estimator,
     metrics_json,
-    model_card,
     plot_attribution,
     plot_evaluation,
     plot_training_curves,
     read_sequences,
-    run_report,
+    report_files,
 )
 
 __all__ = [
@@ -257,17 +256,7 @@ def train_sequence_model(
         "quality": {"mode": "off", "note": "the table checks do not apply to sequence data"},
     }
 
-    def files(record: dict[str, Any]) -> dict[str, bytes]:
-        markdown, card_html = model_card(record)
-        out = {f"plots/{name}.png": png for name, png in plots.items()}
-        out.update(
-            {
-                "model_card.md": markdown.encode(),
-                "model_card.html": card_html.encode(),
-                "report.html": run_report(record, plots).encode(),
-            }
-        )
-        return out
+    files = report_files(plots)
 
     metadata["seconds"] = clock.perf_counter() - started
     record = registry.save(name=f"rnn-{fingerprint[:10]}", model=fitted, metadata=metadata, files=files)

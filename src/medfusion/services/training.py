@@ -34,14 +34,13 @@ from medfusion.ml import (
     library_versions,
     make_estimator,
     metrics_json,
-    model_card,
     model_details,
     model_features,
     outcome_summary,
     plot_evaluation,
     prepare,
     read_table,
-    run_report,
+    report_files,
 )
 from medfusion.quality import CATALOGUE_VERSION
 from medfusion.services.quality import quality_gate
@@ -306,17 +305,7 @@ def train_model(
         events = train.y[train.y[:, 1] == 1, 0]
         metadata["survival_times"] = np.unique(np.percentile(events, [25, 50, 75])).tolist()
 
-    def files(record: dict[str, Any]) -> dict[str, bytes]:
-        markdown, card_html = model_card(record)
-        out = {f"plots/{name}.png": png for name, png in plots.items()}
-        out.update(
-            {
-                "model_card.md": markdown.encode(),
-                "model_card.html": card_html.encode(),
-                "report.html": run_report(record, plots).encode(),
-            }
-        )
-        return out
+    files = report_files(plots)
 
     metadata["seconds"] = clock.perf_counter() - started
     record = _registry(registry_dir).save(
