@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from medfusion.errors import ConflictError, GoneError, NotFoundError, Preconditi
 from medfusion.fhir.repository import HistoryPage, StoredResource, WriteRequest, require_live
 from medfusion.fhir.resource import now_utc, same_content, stamp
 from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
-from medfusion.store.engine import WRITE
+from medfusion.store.engine import WRITE, DriverReaders
 from medfusion.store.protection import Protection
 from medfusion.store.rows import resource_columns, stored_body, to_stored, token_rows
 from medfusion.store.search_sql import execute_search, execute_search_driver
@@ -394,9 +393,7 @@ class SqlRepository:
         self._columns = resource_columns(engine.dialect.name)
         self._postgres = engine.dialect.name == "postgresql"
         self._read_sql = _READ_POSTGRES if self._postgres else _READ_SQLITE
-        self._local = threading.local()
-        self._readers: list[Any] = []
-        self._readers_lock = threading.Lock()
+        self._readers = DriverReaders(engine)
 
     @contextmanager
     def begin(self) -> Iterator[SqlTransaction]:
@@ -446,26 +443,11 @@ class SqlRepository:
             driver.rollback()
 
     def _reader(self) -> Any:
-        """This thread's driver connection (sqlite3 or psycopg; both have ``execute``)."""
-        driver = getattr(self._local, "driver", None)
-        if driver is None:
-            pooled = self.engine.raw_connection()
-            driver = pooled.driver_connection
-            if self._postgres:
-                # Autocommit: an idle reader must not sit inside an open transaction.
-                driver.autocommit = True  # type: ignore[union-attr]
-            self._local.driver = driver
-            with self._readers_lock:
-                self._readers.append(pooled)
-        return driver
+        return self._readers.get()
 
     def close(self) -> None:
         """Close the per-thread read connections and dispose of the engine's pool."""
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for connection in readers:
-            connection.close()
-        self._local = threading.local()
+        self._readers.close()
         self.engine.dispose()
 
     def counts(self) -> dict[str, int]:

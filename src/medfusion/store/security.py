@@ -6,7 +6,6 @@ Hashing, token and chain logic live in :mod:`medfusion.services.security` and
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 
 from medfusion.errors import ConflictError, NotFoundError
 from medfusion.fhir.repository import StoredResource
-from medfusion.store.engine import WRITE
+from medfusion.store.engine import WRITE, DriverReaders
 from medfusion.store.tables import audit_log, auth_client, auth_refresh, auth_revoked, auth_user
 
 __all__ = [
@@ -89,9 +88,7 @@ class SecurityStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
-        self._local = threading.local()
-        self._readers: list[Any] = []
-        self._readers_lock = threading.Lock()
+        self._readers = DriverReaders(engine)
         mark = "%s" if self.postgres else "?"
         self._active_sql = {
             table: f"SELECT disabled, EXISTS (SELECT 1 FROM auth_revoked WHERE jti = {mark})"
@@ -106,17 +103,7 @@ class SecurityStore:
             yield conn
 
     def _reader(self) -> Any:
-        """This thread's autocommit driver connection: the per-request check skips SQLAlchemy."""
-        driver = getattr(self._local, "driver", None)
-        if driver is None:
-            pooled = self.engine.raw_connection()
-            driver = pooled.driver_connection
-            if self.postgres:
-                driver.autocommit = True  # type: ignore[union-attr]
-            self._local.driver = driver
-            with self._readers_lock:
-                self._readers.append(pooled)
-        return driver
+        return self._readers.get()
 
     def close(self) -> None:
         """Close the per-thread readers and dispose of the engine's pool."""
@@ -125,11 +112,7 @@ class SecurityStore:
 
     def release(self) -> None:
         """Close the per-thread readers only (the engine belongs to the record store)."""
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for connection in readers:
-            connection.close()
-        self._local = threading.local()
+        self._readers.close()
 
     # -- users and clients -------------------------------------------------------------
     def add_user(
