@@ -9,8 +9,6 @@ the training rows are not stored with the model.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +31,7 @@ from medfusion.ml import (
     read_table,
     shapley_values,
 )
+from medfusion.services._files import write_atomic
 
 __all__ = ["ExplainResult", "Method", "explain_model", "explain_rows"]
 
@@ -89,17 +88,6 @@ def explain_rows(
         return explain_linear(model, features)
     predict, output = _output(model)
     return shapley_values(predict, features, features, output=output, seed=seed)
-
-
-def _write(path: Path, payload: bytes) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
 
 
 def explain_model(
@@ -167,6 +155,6 @@ def explain_model(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for name, png in plot_explanation(explanation).items():
-            _write(out / f"{name}.png", png)
+            write_atomic(out / f"{name}.png", png)
             plots.append(out / f"{name}.png")
     return ExplainResult(record.model_id, explanation, ratios, plots)

@@ -9,8 +9,6 @@ steps, resolution) is saved in the metadata so new data is read onto the same gr
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time as clock
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,6 +34,7 @@ from medfusion.ml import (
     read_sequences,
     report_files,
 )
+from medfusion.services._files import write_atomic
 
 __all__ = [
     "evaluate_sequence_model",
@@ -309,17 +308,6 @@ def predict_sequence_model(fitted: Any, meta: dict[str, Any], data: Path) -> pd.
     return result
 
 
-def _write(path: Path, payload: bytes) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-
-
 def explain_sequence_model(
     fitted: Any,
     meta: dict[str, Any],
@@ -352,9 +340,9 @@ def explain_sequence_model(
         npy, png = out / f"attr_{row}.npy", out / f"attr_{row}.png"
         buffer = io.BytesIO()
         np.save(buffer, attribution)
-        _write(npy, buffer.getvalue())
+        write_atomic(npy, buffer.getvalue())
         title = f"Integrated gradients, series {sequences.ids[row]}"
-        _write(png, plot_attribution(attribution, variables, title=title, step_label=step_label))
+        write_atomic(png, plot_attribution(attribution, variables, title=title, step_label=step_label))
         json_rows.append(
             {
                 "row": row,
