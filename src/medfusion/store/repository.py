@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -17,21 +17,25 @@ from medfusion.fhir.resource import now_utc, same_content, stamp
 from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
 from medfusion.store.engine import WRITE, DriverReaders
 from medfusion.store.protection import Protection
-from medfusion.store.rows import resource_columns, stored_body, to_stored, token_rows
+from medfusion.store.rows import (
+    driver_row_to_stored,
+    parse_updated,
+    resource_columns,
+    stored_body,
+    to_stored,
+    token_rows,
+)
 from medfusion.store.search_sql import execute_search, execute_search_driver
 from medfusion.store.security import before_write_commit
 from medfusion.store.tables import INDEX_TABLES, resource
 
 __all__ = ["SqlRepository", "SqlTransaction"]
 
-_READ_SQLITE = (
+_READ_SQL = (
     "SELECT res_type, res_id, version, last_updated, deleted, body, sealed FROM resource"
     " WHERE res_type = ? AND res_id = ? AND current"
 )
-_READ_POSTGRES = (
-    "SELECT res_type, res_id, version, last_updated, deleted, body::text, sealed FROM resource"
-    " WHERE res_type = %s AND res_id = %s AND current"
-)
+_READ_POSTGRES = _READ_SQL.replace("?", "%s").replace(" body,", " body::text,")
 _RESOURCE_COLUMNS = (
     "rid", "res_type", "res_id", "version", "last_updated", "deleted", "current", "body", "sealed",
 )  # fmt: skip
@@ -46,10 +50,6 @@ class _Current(NamedTuple):
     body: bytes | None
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 class SqlTransaction:
     """Operations inside one database transaction (see ``FhirTransaction``)."""
 
@@ -58,19 +58,16 @@ class SqlTransaction:
         self.protection = protection or Protection(None)
         self._dialect = conn.dialect.name
         self._columns = resource_columns(self._dialect)
+        self._postgres = self._dialect == "postgresql"
+        self._read_sql = _READ_POSTGRES if self._postgres else _READ_SQL
+        self._body = "body::text" if self._postgres else "body"  # JSONB as text: no parsing
         # What this transaction wrote, for the request's AuditEvent (``before_write_commit``).
         self.written: list[StoredResource] = []
 
     # -- reads -----------------------------------------------------------------
     def read_current(self, resource_type: str, id: str) -> StoredResource | None:
-        row = self.conn.execute(
-            sa.select(*self._columns).where(
-                resource.c.res_type == resource_type,
-                resource.c.res_id == id,
-                resource.c.current,
-            )
-        ).first()
-        return to_stored(row, self.protection) if row is not None else None
+        row = self._driver(self._read_sql, (resource_type, id)).fetchone()
+        return driver_row_to_stored(row, self.protection) if row is not None else None
 
     def read(self, resource_type: str, id: str) -> StoredResource:
         return require_live(self.read_current(resource_type, id), resource_type, id)
@@ -177,6 +174,18 @@ class SqlTransaction:
         return gone
 
     # -- internals -------------------------------------------------------------
+    def _driver(self, sql: str, params: Sequence[Any]) -> Any:
+        """Run ``sql`` (``?`` placeholders) on this transaction's DBAPI connection.
+
+        The statements of the write path are fixed, so SQLAlchemy's compilation and result
+        machinery (several times the cost of the SQLite call itself) is skipped.
+        """
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if self._postgres:
+            sql = sql.replace("?", "%s")
+        cursor.execute(sql, params)
+        return cursor
+
     def _current_meta(
         self, keys: Sequence[tuple[str, str]], *, with_body: bool = False
     ) -> dict[tuple[str, str], _Current]:
@@ -184,47 +193,35 @@ class SqlTransaction:
         by_type: dict[str, list[str]] = defaultdict(list)
         for resource_type, id in keys:
             by_type[resource_type].append(id)
-        columns: list[sa.ColumnElement[Any]] = [
-            resource.c.res_type,
-            resource.c.res_id,
-            resource.c.rid,
-            resource.c.version,
-            resource.c.deleted,
-            resource.c.last_updated,
-        ]
+        columns = "res_type, res_id, rid, version, deleted, last_updated"
         if with_body:
-            columns.extend(self._columns[-2:])  # body, sealed
+            columns += f", {self._body}, sealed"
         out: dict[tuple[str, str], _Current] = {}
         for resource_type, ids in by_type.items():
-            rows = self.conn.execute(
-                sa.select(*columns).where(
-                    resource.c.res_type == resource_type,
-                    resource.c.res_id.in_(ids),
-                    resource.c.current,
-                )
+            marks = ", ".join("?" * len(ids))
+            cursor = self._driver(
+                f"SELECT {columns} FROM resource WHERE res_type = ? AND res_id IN ({marks}) AND current",
+                (resource_type, *ids),
             )
-            for row in rows:
+            for row in cursor.fetchall():
                 body = None
                 if with_body:
-                    body = stored_body(
-                        self.protection, row.res_type, row.res_id, row.version, row.body, row.sealed
-                    )
-                out[(row.res_type, row.res_id)] = _Current(
-                    row.rid, row.version, bool(row.deleted), row.last_updated, body
-                )
+                    body = stored_body(self.protection, row[0], row[1], row[3], row[6], row[7])
+                out[(row[0], row[1])] = _Current(row[2], row[3], bool(row[4]), parse_updated(row[5]), body)
         return out
 
     def _retire(self, rids: Sequence[int]) -> None:
         """Un-mark current rows and drop their index rows; detects concurrent writers."""
         for start in range(0, len(rids), _BATCH):
             part = list(rids[start : start + _BATCH])
-            result = self.conn.execute(
-                sa.update(resource).where(resource.c.rid.in_(part), resource.c.current).values(current=False)
+            marks = ", ".join("?" * len(part))
+            cursor = self._driver(
+                f"UPDATE resource SET current = false WHERE rid IN ({marks}) AND current", part
             )
-            if result.rowcount != len(part):
+            if cursor.rowcount != len(part):
                 raise PreconditionFailedError("the resource was changed by a concurrent request")
             for table in INDEX_TABLES.values():
-                self.conn.execute(sa.delete(table).where(table.c.rid.in_(part)))
+                self._driver(f"DELETE FROM {table.name} WHERE rid IN ({marks})", part)
 
     def _write_chunk(
         self,
@@ -261,7 +258,7 @@ class SqlTransaction:
                     request.resource_type,
                     request.id,
                     found.version,
-                    _aware(found.last_updated),
+                    found.last_updated,
                     False,
                     found.body,
                 )
@@ -392,7 +389,7 @@ class SqlRepository:
         self.protection = protection or Protection(None)
         self._columns = resource_columns(engine.dialect.name)
         self._postgres = engine.dialect.name == "postgresql"
-        self._read_sql = _READ_POSTGRES if self._postgres else _READ_SQLITE
+        self._read_sql = _READ_POSTGRES if self._postgres else _READ_SQL
         self._readers = DriverReaders(engine)
 
     @contextmanager
@@ -419,11 +416,7 @@ class SqlRepository:
             raise NotFoundError(f"{resource_type}/{id} is not known")
         if row[4]:
             raise GoneError(f"{resource_type}/{id} has been deleted")
-        updated = row[3]
-        if isinstance(updated, str):  # SQLite keeps SQLAlchemy's text form, in UTC
-            updated = datetime.fromisoformat(updated).replace(tzinfo=UTC)
-        body = stored_body(self.protection, row[0], row[1], row[2], row[5], row[6])
-        return StoredResource(row[0], row[1], row[2], updated, False, body)
+        return driver_row_to_stored(row, self.protection)
 
     def search(self, query: SearchQuery) -> SearchResult:
         if query.include or query.revinclude:

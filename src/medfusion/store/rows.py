@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,15 @@ from medfusion.fhir.search import IndexEntries
 from medfusion.store.protection import Protection
 from medfusion.store.tables import resource
 
-__all__ = ["body_column", "resource_columns", "stored_body", "to_stored", "token_rows"]
+__all__ = [
+    "body_column",
+    "driver_row_to_stored",
+    "parse_updated",
+    "resource_columns",
+    "stored_body",
+    "to_stored",
+    "token_rows",
+]
 
 
 def body_column(dialect_name: str) -> sa.ColumnElement[Any]:
@@ -60,6 +69,20 @@ def to_stored(row: Any, protection: Protection) -> StoredResource:
         deleted=bool(row.deleted),
         body=bytes(body),
     )
+
+
+def parse_updated(value: datetime | str) -> datetime:
+    """``last_updated`` as an aware UTC datetime from a driver row (SQLite keeps text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def driver_row_to_stored(row: Sequence[Any], protection: Protection) -> StoredResource:
+    """A :class:`StoredResource` from a DBAPI row ``(res_type, res_id, version,
+    last_updated, deleted, body, sealed)``."""
+    body = stored_body(protection, row[0], row[1], row[2], row[5], row[6])
+    return StoredResource(row[0], row[1], row[2], parse_updated(row[3]), bool(row[4]), body)
 
 
 def token_rows(entries: IndexEntries) -> list[tuple[str, str | None, str | None, str | None]]:
