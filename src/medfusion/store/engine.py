@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +13,34 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-__all__ = ["WRITE", "DriverReaders", "make_engine"]
+__all__ = ["WRITE", "DriverReaders", "make_engine", "write_connection"]
 
 # Execution option that makes SQLite take the write lock at BEGIN, so that a
 # read-check-write sequence (If-Match, conditional create) cannot interleave.
 WRITE = {"medfusion_write": True}
+
+
+# One lock per SQLite engine: this process's writers queue on it (a prompt hand-over)
+# rather than on SQLite's busy handler, which sleeps up to 100 ms between retries.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[sa.Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def write_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection inside a write transaction (SQLite: ``BEGIN IMMEDIATE``), committed on exit.
+
+    On SQLite, writers of one process take turns on an in-process lock first; other
+    processes still meet the busy timeout.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            yield conn
+        return
+    with _LOCKS_GUARD:
+        lock = _WRITE_LOCKS.setdefault(engine, threading.RLock())
+    with lock, engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        yield conn
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -15,7 +15,7 @@ from medfusion.errors import ConflictError, GoneError, NotFoundError, Preconditi
 from medfusion.fhir.repository import HistoryPage, StoredResource, WriteRequest, require_live
 from medfusion.fhir.resource import now_utc, same_content, stamp
 from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
-from medfusion.store.engine import WRITE, DriverReaders
+from medfusion.store.engine import DriverReaders, write_connection
 from medfusion.store.protection import Protection
 from medfusion.store.rows import (
     driver_row_to_stored,
@@ -395,7 +395,7 @@ class SqlRepository:
     @contextmanager
     def begin(self) -> Iterator[SqlTransaction]:
         """Open a write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_connection(self.engine) as conn:
             tx = SqlTransaction(conn, self.protection)
             yield tx
             hook = before_write_commit.get()

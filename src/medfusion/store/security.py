@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from medfusion.errors import ConflictError, NotFoundError
 from medfusion.fhir.repository import StoredResource
-from medfusion.store.engine import WRITE, DriverReaders
+from medfusion.store.engine import DriverReaders, write_connection
 from medfusion.store.tables import audit_log, auth_client, auth_refresh, auth_revoked, auth_user
 
 __all__ = [
@@ -99,7 +99,7 @@ class SecurityStore:
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         # SQLite: BEGIN IMMEDIATE, so a read-then-write waits for the lock instead of failing.
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_connection(self.engine) as conn:
             yield conn
 
     def _reader(self) -> Any:
@@ -217,7 +217,7 @@ class SecurityStore:
 
         A token presented a second time is a sign of theft: its whole family is ended.
         """
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_connection(self.engine) as conn:
             query = sa.select(auth_refresh).where(auth_refresh.c.token_hash == token_hash)
             if self.postgres:
                 query = query.with_for_update()
