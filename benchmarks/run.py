@@ -1,6 +1,7 @@
-"""`make bench`: ingest and HTTP benchmarks; prints Markdown tables for docs/benchmarks.md.
+"""`make bench`: ingest, HTTP and appointment benchmarks; prints Markdown tables for docs/benchmarks.md.
 
 Usage: python benchmarks/run.py [--ingest-resources N] [--observations N] [--seconds S]
+       [--skip-ingest] [--skip-http] [--skip-scheduling] [--workers 1 2] [--http-db PATH]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_http, bench_ingest, bench_validation
+from benchmarks import bench_http, bench_ingest, bench_scheduling, bench_validation
 from benchmarks._postgres import temporary_postgres
 
 
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-scheduling", action="store_true")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server processes to try")
     parser.add_argument("--http-db", type=Path, help="keep the HTTP store here and reuse it next time")
     args = parser.parse_args()
@@ -98,6 +100,9 @@ def main() -> None:
                         url, args.observations, args.patients, args.seconds, workers=workers
                     )
                     lines += _http_table(load, facts, workers)
+    if not args.skip_scheduling:
+        print("appointments ...", flush=True)
+        lines += bench_scheduling.table()
     text = "\n".join(lines) + "\n"
     out = Path("bench-out")
     out.mkdir(exist_ok=True)
