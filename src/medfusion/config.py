@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         request's own URL is used.
     workers
         Server processes ``medfusion serve`` starts (one per core is the usual choice).
+    import_workers
+        Processes that validate files ahead of ``medfusion import`` while it writes:
+        ``-1`` (default) one per core beyond the first, ``0`` none (validate inline).
     max_future_appointments
         Booked future appointments one patient may hold; one more answers 422 (keeps bots
         from reserving every slot).
@@ -120,6 +123,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
     workers: int = Field(default=1, gt=0, le=64)
+    import_workers: int = Field(default=-1, ge=-1, le=64)
     max_future_appointments: int = Field(default=5, gt=0)
     hold_minutes: int = Field(default=5, gt=0, le=60)
     encrypt_at_rest: bool = True

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medfusion.config import get_settings
 from medfusion.errors import BundleEntryError, InvalidRequestError, MedfusionError
 from medfusion.fhir.references import is_valid_id
 from medfusion.fhir.repository import FhirRepository, FhirTransaction, WriteRequest
+from medfusion.services._prevalidate import Prevalidator, valid_resource
 from medfusion.services.bundles import process_bundle
-from medfusion.services.parsing import check_type, parse_json, parse_resource
+from medfusion.services.parsing import parse_json
 from medfusion.services.records import new_id
 
 if TYPE_CHECKING:
@@ -153,26 +155,12 @@ def import_paths(
         gate = make_import_gate(quality, quality_config)
     committer = _Committer(repo, gate)
     try:
-        for path in find_files(paths):
-            try:
-                if path.suffix == ".ndjson":
-                    _import_ndjson(repo, committer, path, report, strict)
-                else:
-                    _import_json(repo, committer, path, report, strict)
-            except MedfusionError as error:
-                if strict:
-                    committer.commit()
-                    raise
-                entry = error.index if isinstance(error, BundleEntryError) else None
-                report.problems.append(ImportProblem(path.name, entry, error.message))
-            except OSError as error:
-                if strict:
-                    committer.commit()
-                    raise InvalidRequestError(f"{path.name}: cannot be read ({error.strerror})") from None
-                report.problems.append(ImportProblem(path.name, None, f"cannot be read ({error.strerror})"))
-            report.files += 1
-            if progress is not None:
-                progress(path)
+        with Prevalidator(find_files(paths), get_settings().import_workers) as files:
+            for path, valid in files:
+                _import_file(repo, committer, path, valid, report, strict)
+                report.files += 1
+                if progress is not None:
+                    progress(path)
         committer.commit()
     except BaseException:
         committer.abort()
@@ -183,8 +171,30 @@ def import_paths(
     return report
 
 
+def _import_file(
+    repo: FhirRepository, committer: _Committer, path: Path, valid: bool, report: ImportReport, strict: bool
+) -> None:
+    """One file; a problem is reported (or raised when ``strict``) and the import goes on."""
+    try:
+        if path.suffix == ".ndjson":
+            _import_ndjson(committer, path, valid, report, strict)
+        else:
+            _import_json(repo, committer, path, valid, report, strict)
+    except MedfusionError as error:
+        if strict:
+            committer.commit()
+            raise
+        entry = error.index if isinstance(error, BundleEntryError) else None
+        report.problems.append(ImportProblem(path.name, entry, error.message))
+    except OSError as error:
+        if strict:
+            committer.commit()
+            raise InvalidRequestError(f"{path.name}: cannot be read ({error.strerror})") from None
+        report.problems.append(ImportProblem(path.name, None, f"cannot be read ({error.strerror})"))
+
+
 def _import_json(
-    repo: FhirRepository, committer: _Committer, path: Path, report: ImportReport, strict: bool
+    repo: FhirRepository, committer: _Committer, path: Path, valid: bool, report: ImportReport, strict: bool
 ) -> None:
     document = parse_json(path.read_bytes())
     if not isinstance(document, dict):
@@ -196,7 +206,12 @@ def _import_json(
                 _rejected(report, ImportProblem(path.name, index, reason), strict)
                 kept.remove(index)
         result = process_bundle(
-            repo, bundle=document, keep_ids=True, tx=committer.tx(), resolved=committer.resolved
+            repo,
+            bundle=document,
+            keep_ids=True,
+            tx=committer.tx(),
+            prevalidated=valid,
+            resolved=committer.resolved,
         )
         committer.wrote(len(result.results))
         for index, entry in enumerate(result.results):
@@ -214,11 +229,11 @@ def _import_json(
         resources = [e.get("resource") for e in document.get("entry", []) if isinstance(e, dict)]
     else:
         resources = [document]
-    _write_resources(committer, path, enumerate(resources), report, strict)
+    _write_resources(committer, path, enumerate(resources), valid, report, strict)
 
 
 def _import_ndjson(
-    repo: FhirRepository, committer: _Committer, path: Path, report: ImportReport, strict: bool
+    committer: _Committer, path: Path, valid: bool, report: ImportReport, strict: bool
 ) -> None:
     batch: list[tuple[int, Any]] = []
     with path.open("rb") as handle:
@@ -232,16 +247,17 @@ def _import_ndjson(
                     raise BundleEntryError(number, error) from None
                 report.problems.append(ImportProblem(path.name, number, error.message))
             if len(batch) >= _NDJSON_BATCH:
-                _write_resources(committer, path, batch, report, strict)
+                _write_resources(committer, path, batch, valid, report, strict)
                 batch = []
     if batch:
-        _write_resources(committer, path, batch, report, strict)
+        _write_resources(committer, path, batch, valid, report, strict)
 
 
 def _write_resources(
     committer: _Committer,
     path: Path,
     items: Iterable[tuple[int, Any]],
+    valid: bool,
     report: ImportReport,
     strict: bool,
 ) -> None:
@@ -249,11 +265,9 @@ def _write_resources(
     seen: set[tuple[str, str]] = set()
     for index, raw in items:
         try:
-            if not isinstance(raw, dict):
-                raise InvalidRequestError("the entry is not a JSON object")
-            resource_type = str(raw.get("resourceType", ""))
-            check_type(resource_type)
-            resource = parse_resource(raw, expected_type=resource_type)
+            # ``valid``: a worker already ran these very checks on the whole file.
+            resource = raw if valid else valid_resource(raw)
+            resource_type = str(resource["resourceType"])
         except MedfusionError as error:
             if strict:
                 raise BundleEntryError(index, error) from None

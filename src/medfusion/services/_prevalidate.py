@@ -1,0 +1,163 @@
+"""Validation of import files in worker processes, ahead of the process that writes.
+
+Writing must stay in one process (one SQLite writer, one transaction), but checking each
+resource against the R4 structure is pure and about a fifth of the importer's time. Worker
+processes run the very checks the writer would, file by file, a few files ahead; a file
+they pass is then imported without checking again. A file they do not pass (or cannot
+read) is imported the ordinary way, so its problems are found and reported exactly as
+before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from medfusion.errors import InvalidRequestError, MedfusionError
+from medfusion.services.bundles import entries_valid
+from medfusion.services.parsing import check_type, parse_json, parse_resource
+
+__all__ = ["Prevalidator", "file_valid", "valid_resource"]
+
+# Starting a worker (a fresh interpreter importing the validator) costs about a second,
+# so small imports validate inline.
+_MIN_FILES = 8
+_MIN_BYTES = 8 * 2**20
+
+
+def valid_resource(raw: Any) -> dict[str, Any]:
+    """A standalone resource (NDJSON line, collection entry, single file), validated.
+
+    Raises
+    ------
+    MedfusionError
+        The item is not a JSON object, names an unknown type or breaks the R4 structure.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidRequestError("the entry is not a JSON object")
+    resource_type = str(raw.get("resourceType", ""))
+    check_type(resource_type)
+    return parse_resource(raw, expected_type=resource_type)
+
+
+def file_valid(path: str) -> bool:
+    """Whether every resource in the file passes the checks the importer would run.
+
+    False for anything the importer would report as a problem: unreadable or malformed
+    files, invalid entries. (Runs in a worker process.)
+    """
+    try:
+        if path.endswith(".ndjson"):
+            with open(path, "rb") as handle:
+                for line in handle:
+                    if line.strip():
+                        valid_resource(parse_json(line))
+            return True
+        with open(path, "rb") as handle:
+            document = parse_json(handle.read())
+        if not isinstance(document, dict):
+            return False
+        if document.get("resourceType") == "Bundle":
+            kind = document.get("type")
+            if kind in ("transaction", "batch"):
+                return entries_valid(document)
+            if kind != "collection":
+                return False
+            entries = document.get("entry", [])
+            if not isinstance(entries, list):
+                return False
+            for entry in entries:
+                if isinstance(entry, dict):
+                    valid_resource(entry.get("resource"))
+            return True
+        valid_resource(document)
+        return True
+    except (MedfusionError, OSError, RecursionError):
+        return False
+
+
+def _worker_count(setting: int) -> int:
+    return max(0, (os.cpu_count() or 1) - 1) if setting < 0 else setting
+
+
+class Prevalidator:
+    """``for path, valid in Prevalidator(files, workers)``: each file in order, with
+    whether the workers already validated it (always False when no workers run).
+
+    Use as a context manager so the worker processes end with the import.
+    """
+
+    def __init__(self, files: Sequence[Path], workers: int) -> None:
+        self.files = list(files)
+        count = _worker_count(workers)
+        if count and (len(self.files) < _MIN_FILES or _total_bytes(self.files) < _MIN_BYTES):
+            count = 0
+        self.workers = count
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Prevalidator:
+        if self.workers:
+            # spawn: the importing process may hold threads and open database handles.
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __iter__(self) -> Iterator[tuple[Path, bool]]:
+        pool = self._pool
+        if pool is None:
+            yield from ((path, False) for path in self.files)
+            return
+        ahead: deque[tuple[Path, Future[bool] | None]] = deque()
+        pending = iter(self.files)
+        window = 4 * self.workers  # enough to keep the workers busy, little memory held
+        for path in pending:
+            ahead.append((path, _submit(pool, path)))
+            if len(ahead) >= window:
+                break
+        while ahead:
+            path, future = ahead.popleft()
+            following = next(pending, None)
+            if following is not None:
+                ahead.append((following, _submit(pool, following)))
+            yield path, _outcome(future)
+
+
+def _submit(pool: ProcessPoolExecutor, path: Path) -> Future[bool] | None:
+    try:
+        return pool.submit(file_valid, str(path))
+    except BrokenProcessPool:  # the rest is checked inline
+        return None
+
+
+def _outcome(future: Future[bool] | None) -> bool:
+    if future is None:
+        return False
+    try:
+        return future.result()
+    except Exception:  # a crashed worker: the file is simply checked inline
+        return False
+
+
+def _total_bytes(files: Sequence[Path]) -> int:
+    total = 0
+    for path in files:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+        if total >= _MIN_BYTES:
+            break
+    return total
