@@ -190,7 +190,12 @@ def run(
             ]
             hits = httpx.get(base + searches[0]).json()
             facts["search_matches_example"] = hits.get("total", -1)
-            endpoints = {"bare (ceiling)": ["/_bare"], "read by id": reads, "search": searches}
+            endpoints = {
+                "bare (ceiling)": ["/_bare"],
+                "bare, no middleware": ["/_bare_raw"],
+                "read by id": reads,
+                "search": searches,
+            }
             results = []
             for concurrency in (1, 16, 64):
                 for name, paths in endpoints.items():

@@ -37,7 +37,7 @@ def _machine() -> str:
 
 
 def _http_table(load: list[bench_http.LoadResult], facts: dict[str, float], workers: int) -> list[str]:
-    ceiling = {r.concurrency: r.rps for r in load if r.endpoint.startswith("bare")}
+    ceiling = {r.concurrency: r.rps for r in load if r.endpoint == "bare (ceiling)"}
     loaded = (
         f" ({facts['loaded_resources']:,.0f} resources loaded at {facts['load_rate']:,.0f}/s)"
         if "loaded_resources" in facts

@@ -18,7 +18,7 @@ from medfusion.api.fhir import read as fhir_read
 from medfusion.api.fhir import router as fhir_router
 from medfusion.api.fhir import search_get as fhir_search
 from medfusion.api.scheduling import router as scheduling_router
-from medfusion.api.security import RateLimiter, SecurityMiddleware
+from medfusion.api.security import RateLimiter, SecurityMiddleware, allow
 from medfusion.api.security import router as auth_router
 from medfusion.config import get_settings
 from medfusion.fhir.repository import FhirRepository
@@ -60,7 +60,8 @@ def create_app(
         migrated to the newest schema.
     bare_payload
         Benchmarks only: serve this file's bytes at ``GET /_bare``, the ceiling that
-        read-by-id is compared against (default: ``settings.bench_bare_file``).
+        read-by-id is compared against (behind the same middleware), and at
+        ``GET /_bare_raw`` (behind none of it) (default: ``settings.bench_bare_file``).
     reminders
         Run the reminder loop (no-shows, waitlist, reminders, outbox) in a background
         thread while the app is up; ``medfusion serve`` turns it on unless
@@ -118,11 +119,17 @@ def create_app(
     if bare_payload is not None:
         payload = bare_payload.read_bytes()
 
-        async def bare(_request: Request) -> Response:
+        async def bare(request: Request) -> Response:
+            allow(request, "read", "Observation")  # what every route does; no lookup
             return Response(payload, media_type="application/fhir+json")
 
-        # The ceiling is the same kind of route, so the two are compared like for like.
+        async def bare_raw(_request: Request) -> Response:
+            return Response(payload, media_type="application/fhir+json")
+
+        # The ceiling is the same kind of route behind the same middleware, so the two are
+        # compared like for like; ``/_bare_raw`` skips the security middleware too.
         app.router.routes.insert(0, Route("/_bare", bare, methods=["GET"]))
+        app.router.routes.insert(0, Route("/_bare_raw", bare_raw, methods=["GET"]))
     return app
 
 

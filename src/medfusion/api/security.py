@@ -61,7 +61,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 KEY = "medfusion.audit"
 # Routes that touch no patient data: open to all, not audited.
 OPEN_PATHS = frozenset(
-    {"/health", "/fhir/metadata", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/_bare"}
+    {"/health", "/fhir/metadata", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/_bare_raw"}
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
