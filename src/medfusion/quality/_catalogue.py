@@ -18,13 +18,23 @@ from typing import Any, Literal
 from medfusion.errors import InvalidRequestError
 from medfusion.quality._units import DEFAULT_COLUMNS, VARIABLES, ColumnSpec, Variable
 
-__all__ = ["CATALOGUE", "CATALOGUE_VERSION", "DEFAULT_ELEMENTS", "Check", "QualityConfig", "load_config"]
+__all__ = [
+    "CATALOGUE",
+    "CATALOGUE_VERSION",
+    "DEFAULT_ELEMENTS",
+    "Check",
+    "ImageSettings",
+    "QualityConfig",
+    "SeriesSettings",
+    "label_text",
+    "load_config",
+]
 
-CATALOGUE_VERSION = "2026.12"
+CATALOGUE_VERSION = "2027.01"
 
 Category = Literal["conformance", "completeness", "plausibility"]
 Severity = Literal["error", "warning"]
-Scope = Literal["table", "store"]
+Scope = Literal["table", "store", "image", "series", "labels"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,9 @@ class Check:
         Whether the check runs.
     scope
         ``"table"`` for checks over a table (``--data``), ``"store"`` for checks over FHIR
-        resources (the record store and ``import --quality``).
+        resources (the record store and ``import --quality``), ``"image"`` for image files,
+        ``"series"`` for series files and folders, ``"labels"`` for the label and split
+        checks both of these run.
     """
 
     id: str
@@ -174,6 +186,170 @@ CATALOGUE: dict[str, Check] = {
             "patient, code and time with different values",
             scope="store",
         ),
+        # Over image files (MedMNIST .npz, .npy, PNG and folders of them).
+        Check(
+            "image_format",
+            "conformance",
+            "error",
+            0.0,
+            "each image is readable, numeric, 2-D with 1, 3 or 4 channels, and has the "
+            "expected dtype, size and channel count (config 'images'; default: the most common)",
+            scope="image",
+        ),
+        Check(
+            "image_missing",
+            "completeness",
+            "error",
+            0.0,
+            "images that are absent, empty (zero bytes or pixels) or hold NaN / infinite pixels",
+            scope="image",
+        ),
+        Check(
+            "image_constant",
+            "plausibility",
+            "warning",
+            0.0,
+            "blank images: every pixel the same (all black, all white or one grey)",
+            scope="image",
+        ),
+        Check(
+            "image_saturation",
+            "plausibility",
+            "warning",
+            0.0,
+            "images with more than images.saturated_share of their pixels at the top of the "
+            "range (saturated) or at zero (black)",
+            scope="image",
+        ),
+        Check(
+            "image_intensity",
+            "plausibility",
+            "warning",
+            0.0,
+            "images whose mean or spread of intensity lies more than images.outlier_z robust "
+            "standard deviations (median / MAD) from the set's",
+            scope="image",
+        ),
+        # Over series: PhysioNet-2012 stay folders / archives and UCR .tsv files.
+        Check(
+            "series_format",
+            "conformance",
+            "error",
+            0.0,
+            "each stay file or series row parses: header Time,Parameter,Value, numeric times and values",
+            scope="series",
+        ),
+        Check(
+            "series_empty",
+            "completeness",
+            "warning",
+            0.0,
+            "stays with no observations after admission, series rows with no values",
+            scope="series",
+        ),
+        Check(
+            "series_gap",
+            "completeness",
+            "warning",
+            0.0,
+            "NaN runs inside a regular series; stretches longer than series.max_gap_hours "
+            "with no observation in an irregular one",
+            scope="series",
+        ),
+        Check(
+            "series_sentinel",
+            "completeness",
+            "warning",
+            0.0,
+            "codes standing for 'missing' (such as -1) recorded as values of a variable that "
+            "cannot hold them",
+            scope="series",
+        ),
+        Check(
+            "series_range",
+            "plausibility",
+            "error",
+            0.0,
+            "observations of recognised clinical variables inside their range, after unit "
+            "conversion; threshold: share of out-of-range values allowed",
+            scope="series",
+        ),
+        Check(
+            "series_timestamps",
+            "plausibility",
+            "error",
+            0.0,
+            "times that go backwards within a stay file, or are negative",
+            scope="series",
+        ),
+        Check(
+            "series_duplicate_times",
+            "plausibility",
+            "warning",
+            0.0,
+            "one variable recorded twice at the same time in a stay (same or conflicting values)",
+            scope="series",
+        ),
+        Check(
+            "series_constant",
+            "plausibility",
+            "warning",
+            0.0,
+            "runs of at least series.constant_run identical consecutive values (a flat line) "
+            "in a regular series or a recognised clinical variable",
+            scope="series",
+        ),
+        Check(
+            "series_length",
+            "plausibility",
+            "warning",
+            0.0,
+            "series whose length (observed samples; observations per stay) lies more than "
+            "series.length_z robust standard deviations from the set's (log scale for stays)",
+            scope="series",
+        ),
+        # Labels and splits, for image and series files alike.
+        Check(
+            "label_missing",
+            "completeness",
+            "error",
+            0.0,
+            "items without a label (no label array, fewer labels than items, empty labels)",
+            scope="labels",
+        ),
+        Check(
+            "label_set",
+            "conformance",
+            "error",
+            0.0,
+            "labels in the label set (config 'labels'; default: non-negative integers for "
+            "numeric images, and no class in a val / test split that the train split lacks)",
+            scope="labels",
+        ),
+        Check(
+            "label_balance",
+            "plausibility",
+            "warning",
+            0.05,
+            "class balance per split; threshold: the smallest share of a split a class may hold",
+            scope="labels",
+        ),
+        Check(
+            "duplicate_items",
+            "plausibility",
+            "warning",
+            0.0,
+            "an image or series repeating another of the same split exactly",
+            scope="labels",
+        ),
+        Check(
+            "split_leakage",
+            "plausibility",
+            "error",
+            0.0,
+            "an image or series that appears in two splits (train / val / test): leakage",
+            scope="labels",
+        ),
     )
 }
 
@@ -197,6 +373,63 @@ DEFAULT_ELEMENTS: dict[str, float | None] = {
 
 
 @dataclass(frozen=True)
+class ImageSettings:
+    """What the image checks expect (config table ``images``).
+
+    Parameters
+    ----------
+    dtype, shape, channels
+        The expected pixel dtype (``"uint8"``), ``(height, width)`` and channel count;
+        ``None`` expects what most images of the input have.
+    saturated_share
+        Share of an image's pixels at the top of the range, or at zero, above which
+        ``image_saturation`` flags it.
+    outlier_z
+        Robust z-score (median / 1.4826 MAD) beyond which ``image_intensity`` flags an image.
+    """
+
+    dtype: str | None = None
+    shape: tuple[int, int] | None = None
+    channels: int | None = None
+    saturated_share: float = 0.5
+    outlier_z: float = 5.0
+
+
+@dataclass(frozen=True)
+class SeriesSettings:
+    """Parameters of the series checks (config table ``series``).
+
+    Parameters
+    ----------
+    max_gap_hours
+        Longest stretch of an irregular series without any observation before
+        ``series_gap`` flags it.
+    constant_run
+        Identical consecutive values that make a flat line for ``series_constant``.
+    length_z
+        Robust z-score beyond which ``series_length`` flags a series.
+    """
+
+    max_gap_hours: float = 12.0
+    constant_run: int = 20
+    length_z: float = 5.0
+
+
+def label_text(value: object) -> str:
+    """A label as text for comparison: ``1``, ``1.0``, ``"1"`` and ``np.uint8(1)`` are all ``"1"``."""
+    if isinstance(value, bool):
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        number = float(value if not isinstance(value, str) else text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return text
+    if number.is_integer():
+        return str(int(number))
+    return repr(number)
+
+
+@dataclass(frozen=True)
 class QualityConfig:
     """The catalogue as configured for one run."""
 
@@ -206,6 +439,9 @@ class QualityConfig:
     required_columns: tuple[str, ...] = ()
     sentinels: tuple[float, ...] = (-1.0,)
     elements: dict[str, float | None] = field(default_factory=lambda: dict(DEFAULT_ELEMENTS))
+    images: ImageSettings = field(default_factory=ImageSettings)
+    series: SeriesSettings = field(default_factory=SeriesSettings)
+    labels: tuple[str, ...] | None = None
 
     def scoped(self, scope: str) -> dict[str, Check]:
         """The checks of one scope (``"table"`` or ``"store"``), enabled or not."""
@@ -216,7 +452,9 @@ class QualityConfig:
         return self.columns.get(column.strip().lower())
 
 
-_TOP_KEYS = {"checks", "columns", "ranges", "required_columns", "sentinels", "elements"}
+_TOP_KEYS = {
+    "checks", "columns", "ranges", "required_columns", "sentinels", "elements", "images", "series", "labels"
+}  # fmt: skip
 _CHECK_KEYS = {"severity", "threshold", "enabled"}
 
 
@@ -328,6 +566,74 @@ def _elements(path: Path, raw: Any) -> dict[str, float | None]:
     return elements
 
 
+def _positive(path: Path, where: str, value: Any, *, integer: bool = False) -> float:
+    number = _number(path, where, value)
+    if number <= 0 or (integer and not number.is_integer()):
+        kind = "a positive whole number" if integer else "a positive number"
+        raise _fail(path, f"{where} must be {kind}, got {value!r}")
+    return number
+
+
+def _images(path: Path, raw: Any) -> ImageSettings:
+    if not isinstance(raw, dict):
+        raise _fail(path, "'images' must be a table")
+    allowed = {"dtype", "shape", "channels", "saturated_share", "outlier_z"}
+    if set(raw) - allowed:
+        raise _fail(path, f"images may set only {sorted(allowed)}; got {sorted(set(raw) - allowed)}")
+    settings = ImageSettings()
+    if "dtype" in raw:
+        known = ("uint8", "uint16", "int16", "int32", "float32", "float64")
+        if raw["dtype"] not in known:
+            raise _fail(path, f"images.dtype must be one of {', '.join(known)}, got {raw['dtype']!r}")
+        settings = replace(settings, dtype=raw["dtype"])
+    if "shape" in raw:
+        shape = raw["shape"]
+        if not isinstance(shape, list) or len(shape) != 2:
+            raise _fail(path, f"images.shape must be [height, width], got {shape!r}")
+        height, width = (int(_positive(path, "images.shape[]", v, integer=True)) for v in shape)
+        settings = replace(settings, shape=(height, width))
+    if "channels" in raw:
+        channels = int(_positive(path, "images.channels", raw["channels"], integer=True))
+        if channels not in (1, 3, 4):
+            raise _fail(path, f"images.channels must be 1, 3 or 4, got {channels}")
+        settings = replace(settings, channels=channels)
+    if "saturated_share" in raw:
+        share = _number(path, "images.saturated_share", raw["saturated_share"])
+        if not 0.0 < share <= 1.0:
+            raise _fail(path, f"images.saturated_share must be in (0, 1], got {share}")
+        settings = replace(settings, saturated_share=share)
+    if "outlier_z" in raw:
+        settings = replace(settings, outlier_z=_positive(path, "images.outlier_z", raw["outlier_z"]))
+    return settings
+
+
+def _series(path: Path, raw: Any) -> SeriesSettings:
+    if not isinstance(raw, dict):
+        raise _fail(path, "'series' must be a table")
+    allowed = {"max_gap_hours", "constant_run", "length_z"}
+    if set(raw) - allowed:
+        raise _fail(path, f"series may set only {sorted(allowed)}; got {sorted(set(raw) - allowed)}")
+    settings = SeriesSettings()
+    if "max_gap_hours" in raw:
+        settings = replace(
+            settings, max_gap_hours=_positive(path, "series.max_gap_hours", raw["max_gap_hours"])
+        )
+    if "constant_run" in raw:
+        run = int(_positive(path, "series.constant_run", raw["constant_run"], integer=True))
+        if run < 2:
+            raise _fail(path, f"series.constant_run must be at least 2, got {run}")
+        settings = replace(settings, constant_run=run)
+    if "length_z" in raw:
+        settings = replace(settings, length_z=_positive(path, "series.length_z", raw["length_z"]))
+    return settings
+
+
+def _labels(path: Path, raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(v, str | int | float) for v in raw):
+        raise _fail(path, "'labels' must be a non-empty list of labels (numbers or names)")
+    return tuple(label_text(v) for v in raw)
+
+
 def load_config(path: Path | None) -> QualityConfig:
     """Read a TOML or JSON quality config (``.json`` by suffix, TOML otherwise).
 
@@ -358,4 +664,7 @@ def load_config(path: Path | None) -> QualityConfig:
         required_columns=tuple(required),
         sentinels=tuple(_number(path, "sentinels[]", s) for s in sentinels),
         elements=_elements(path, raw.get("elements", {})),
+        images=_images(path, raw.get("images", {})),
+        series=_series(path, raw.get("series", {})),
+        labels=_labels(path, raw["labels"]) if "labels" in raw else None,
     )
