@@ -235,10 +235,19 @@ def _lengths(tally: Tally, counts: dict[int | str, int], what: str, *, log: bool
         return
     names = list(counts)
     sizes = np.array([counts[n] for n in names], dtype=np.float64)
-    scores = robust_z(np.log1p(sizes) if log else sizes)
     median = float(np.median(sizes))
     limit = tally.config.series.length_z
-    spread = np.median(np.abs(sizes - median)) > 0
+    if log:
+        # Stays vary in length by nature; a floor on the spread (about 15 % in count) keeps
+        # a set of near-equal stays from flagging every small difference.
+        logs = np.log1p(sizes)
+        centre = np.median(logs)
+        scores = (logs - centre) / max(1.4826 * float(np.median(np.abs(logs - centre))), 0.15)
+        spread = True
+    else:
+        # Regular series of one file usually share a length; any other length stands out.
+        scores = robust_z(sizes)
+        spread = bool(np.median(np.abs(sizes - median)) > 0)
     for name, size, z in zip(names, sizes, scores, strict=True):
         tally.checked("series_length")
         outlier = abs(z) > limit if spread else size != median
