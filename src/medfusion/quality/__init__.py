@@ -5,18 +5,16 @@ Checks follow the Kahn framework's categories (conformance, completeness, plausi
 each has a severity and a threshold that a TOML or JSON config file can override.
 """
 
-from medfusion.quality._catalogue import (
-    CATALOGUE,
-    CATALOGUE_VERSION,
-    Check,
+from medfusion.quality._catalogue import CATALOGUE, CATALOGUE_VERSION, Check
+from medfusion.quality._checks import CheckResult, Finding, QualityReport, check_table
+from medfusion.quality._codes import is_valid_icd10, is_valid_icd10_cm, is_valid_snomed, verhoeff_check
+from medfusion.quality._config import (
     ImageSettings,
     QualityConfig,
     SeriesSettings,
     label_text,
     load_config,
 )
-from medfusion.quality._checks import CheckResult, Finding, QualityReport, check_table
-from medfusion.quality._codes import is_valid_icd10, is_valid_icd10_cm, is_valid_snomed, verhoeff_check
 from medfusion.quality._fhir import RecordFinding, StoreChecker, StoreReport, check_resource, check_resources
 from medfusion.quality._images import ImageItem, check_images
 from medfusion.quality._items import ItemReport

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medfusion.quality._catalogue import CATALOGUE_VERSION, Check, QualityConfig
+from medfusion.quality._catalogue import CATALOGUE_VERSION, Check
+from medfusion.quality._config import QualityConfig
 from medfusion.quality._units import ColumnSpec, conversion
 
 __all__ = ["CheckResult", "Finding", "QualityReport", "check_table", "impossible_code"]

@@ -23,9 +23,10 @@ import orjson
 
 from medfusion.errors import InvalidRequestError, MedfusionError
 from medfusion.fhir.validation import validate_resource
-from medfusion.quality._catalogue import CATALOGUE_VERSION, QualityConfig
+from medfusion.quality._catalogue import CATALOGUE_VERSION
 from medfusion.quality._checks import CheckResult
 from medfusion.quality._codes import CODE_SYSTEMS, LOINC, code_format_problem
+from medfusion.quality._config import QualityConfig
 from medfusion.quality._rules import (
     AFTER_DEATH_TYPES,
     AGE_RULES,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medfusion.quality._catalogue import QualityConfig
+from medfusion.quality._config import QualityConfig
 from medfusion.quality._items import (
     ItemReport,
     LabelledItem,

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from medfusion.quality._catalogue import CATALOGUE_VERSION, QualityConfig, label_text
+from medfusion.quality._catalogue import CATALOGUE_VERSION
 from medfusion.quality._checks import CheckResult
+from medfusion.quality._config import QualityConfig, label_text
 from medfusion.quality._fhir import RecordFinding
 
 __all__ = ["ItemReport", "LabelledItem", "check_labels_and_splits", "digest", "robust_z"]

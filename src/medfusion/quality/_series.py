@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from medfusion.quality._catalogue import QualityConfig
 from medfusion.quality._checks import impossible_code
+from medfusion.quality._config import QualityConfig
 from medfusion.quality._items import (
     ItemReport,
     LabelledItem,
