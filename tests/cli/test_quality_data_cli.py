@@ -78,6 +78,7 @@ def test_png_folder_with_splits_and_class_folders(tmp_path: Path) -> None:
     (root / "train" / "benign" / "empty.png").write_bytes(b"")
     (root / "train" / "malignant" / "broken.png").write_bytes(b"not a png")
     _png(root / "train" / "loose.png", rng.integers(20, 230, size=(32, 32), dtype=np.uint8))
+    (root / "README.txt").write_text("a note beside the images, not a stay file")
     code, document, output = _run(root, tmp_path / "o")
     assert code == 1, output
     found = {(f["check"], f["row"]) for f in document["findings"]}

@@ -9,6 +9,7 @@ file does not hide the state of the rest.
 from __future__ import annotations
 
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -54,12 +55,14 @@ def input_kind(path: Path) -> InputKind:
         raise DataError(f"data path {path} does not exist")
     name = path.name.lower()
     if path.is_dir():
-        suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
-        if ".txt" in suffixes:
+        suffixes = Counter(p.suffix.lower() for p in path.rglob("*") if p.is_file())
+        images = suffixes[".png"] + suffixes[".npy"]
+        # The more numerous kind wins: a README.txt beside the images is not a stay file.
+        if suffixes[".txt"] and suffixes[".txt"] >= images:
             return "stays"
-        if suffixes & {".png", ".npy"}:
+        if images:
             return "images"
-        if suffixes & set(_DICOM):
+        if any(suffixes[s] for s in _DICOM):
             raise _no_dicom(path)
         raise DataError(f"folder {path} holds no .txt stay files and no .png / .npy images; {_EXPECTED}")
     if name.endswith(_ARCHIVES):
