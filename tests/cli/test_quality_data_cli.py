@@ -39,6 +39,18 @@ def _npz(path: Path, *, leak: bool) -> Path:
     return path
 
 
+def test_config_overrides_apply_to_image_checks(tmp_path: Path) -> None:
+    data = _npz(tmp_path / "bad.npz", leak=True)
+    config = tmp_path / "q.toml"
+    config.write_text(
+        "[checks.split_leakage]\nseverity = 'warning'\n[checks.image_constant]\nenabled = false\n"
+    )
+    code, document, output = _run(data, tmp_path / "o", "--config", str(config))
+    assert code == 0, output
+    assert [(f["check"], f["severity"]) for f in document["findings"]] == [("split_leakage", "warning")]
+    assert "image_constant" not in {c["name"] for c in document["checks"]}
+
+
 def test_npz_image_set_good_and_leaking(tmp_path: Path) -> None:
     code, document, output = _run(_npz(tmp_path / "good.npz", leak=False), tmp_path / "g")
     assert code == 0, output
@@ -106,7 +118,8 @@ def _stay_text(record: int, ph: float = 7.38, extra: str = "") -> str:
     for hour in range(0, 48, 2):
         lines.append(f"{hour:02d}:10,HR,{80 + hour % 7}")
         lines.append(f"{hour:02d}:40,Temp,37.{hour % 9}")
-    lines.append(f"05:30,pH,{ph}")
+        if hour == 4:
+            lines.append(f"05:30,pH,{ph}")
     return "\n".join(lines) + "\n" + extra
 
 
@@ -120,8 +133,10 @@ def test_stay_folder_and_archive(tmp_path: Path) -> None:
     code, document, output = _run(folder, tmp_path / "o")
     assert code == 1, output
     found = {(f["check"], f["row"], f["column"]) for f in document["findings"]}
-    assert ("series_range", "132005", "pH") in found
-    assert ("series_format", "132007", None) in found
+    assert {(check, column) for check, _, column in found} == {
+        ("series_range", "pH"), ("series_format", None), ("series_sentinel", "Height")
+    }  # fmt: skip
+    assert ("series_range", "132005", "pH") in found and ("series_format", "132007", None) in found
     sentinels = {f["row"] for f in document["findings"] if f["check"] == "series_sentinel"}
     assert len(sentinels) == 11 and all(
         f["value"] == -1 for f in document["findings"] if f["check"] == "series_sentinel"
@@ -131,6 +146,11 @@ def test_stay_folder_and_archive(tmp_path: Path) -> None:
         tar.add(folder, arcname="set-x")
     code, again, output = _run(archive, tmp_path / "a")
     assert code == 1 and again == document, output
+    code, one, output = _run(folder / "132005.txt", tmp_path / "one")
+    assert code == 1, output
+    assert {(f["check"], f["row"], f["column"]) for f in one["findings"]} == {
+        ("series_range", "132005", "pH"), ("series_sentinel", "132005", "Height")
+    }  # fmt: skip
 
 
 def test_ucr_pair_reads_its_sibling_split(tmp_path: Path) -> None:

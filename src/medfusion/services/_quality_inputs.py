@@ -30,7 +30,7 @@ _ARCHIVES = (".tar.gz", ".tgz", ".tar")
 _DICOM = (".dcm", ".dicom")
 _EXPECTED = (
     "expected a table (.csv, .parquet), images (.npz, .npy, .png or a folder of them) or series "
-    "(a UCR .tsv, or a folder or .tar.gz of PhysioNet-style .txt stay files)"
+    "(a UCR .tsv, or a PhysioNet-style .txt stay file, or a folder or .tar.gz of them)"
 )
 
 Progress = Callable[[int, int | None], None]
@@ -65,7 +65,7 @@ def input_kind(path: Path) -> InputKind:
         if any(suffixes[s] for s in _DICOM):
             raise _no_dicom(path)
         raise DataError(f"folder {path} holds no .txt stay files and no .png / .npy images; {_EXPECTED}")
-    if name.endswith(_ARCHIVES):
+    if name.endswith((*_ARCHIVES, ".txt")):
         return "stays"
     if name.endswith(_TABLES):
         return "table"
@@ -209,7 +209,8 @@ def read_images(path: Path, progress: Progress | None = None) -> tuple[list[Imag
 
 
 def read_stays(path: Path, progress: Progress | None = None) -> list[Stay]:
-    """Every stay file of a folder or tar archive, parsed; a malformed file is a stay with a problem.
+    """Every stay file of a folder or tar archive (or one ``.txt`` stay file), parsed; a malformed
+    file is a stay with a problem.
 
     Raises
     ------
@@ -236,6 +237,9 @@ def read_stays(path: Path, progress: Progress | None = None) -> list[Stay]:
 
 def _files(path: Path) -> Iterator[tuple[str, str]]:
     try:
+        if path.is_file() and path.suffix.lower() == ".txt":
+            yield path.name, path.read_text(encoding="utf-8")  # one stay file
+            return
         yield from stay_files(path)
     except UnicodeDecodeError:
         raise DataError(f"{path} holds a stay file that is not UTF-8 text") from None
