@@ -238,6 +238,17 @@ def _pixel_checks(tally: Tally, fit: list[tuple[ImageItem, np.ndarray]]) -> None
             )
 
 
+def _is_number(label: object) -> bool:
+    """A class index or a vector of them (not a class name)."""
+    if isinstance(label, bool):
+        return True
+    if isinstance(label, int | float | np.number):
+        return True
+    if isinstance(label, list | tuple | np.ndarray):
+        return bool(np.size(label)) and np.issubdtype(np.asarray(label).dtype, np.number)
+    return False
+
+
 def check_images(
     images: Sequence[ImageItem], config: QualityConfig | None = None, *, labelled: bool
 ) -> ItemReport:
@@ -262,11 +273,7 @@ def check_images(
     fit = _conformance(tally, images)
     _pixel_checks(tally, fit)
     keys = {id(item): digest(hwc) for item, hwc in fit}
-    numeric = all(
-        isinstance(i.label, int | float | np.generic | np.ndarray | list | tuple)
-        for i in images
-        if i.label is not None
-    )
+    numeric = all(_is_number(i.label) for i in images if i.label is not None)
     items = [LabelledItem(i.split, i.row, i.label, keys.get(id(i))) for i in images]
     counts = check_labels_and_splits(tally, items, labelled=labelled, numeric_labels=numeric)
     sizes = Counter(f"{a.shape[0]}x{a.shape[1]}x{a.shape[2]} {a.dtype}" for _, a in fit)
