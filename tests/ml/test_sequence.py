@@ -331,3 +331,23 @@ def test_cli_rnn_bad_input(tmp_path: Path, models_dir: Path) -> None:
     result = runner.invoke(app, ["train", "rnn", "--data", str(empty)])
     assert result.exit_code != 0 and "is empty" in result.output
     assert not models_dir.exists() or not any(models_dir.iterdir())
+
+
+def test_stay_observations_keep_missing_descriptors_for_quality_checks() -> None:
+    from medfusion.ml import stay_observations
+
+    text = "Time,Parameter,Value\n00:00,RecordID,7\n00:00,Height,-1\n00:30,HR,80\n"
+    assert stay_observations("7.txt", text) == [("7", 0.5, "HR", 80.0)]
+    kept = stay_observations("7.txt", text, keep_missing=True)
+    assert kept == [("7", 0.0, "Height", -1.0), ("7", 0.5, "HR", 80.0)]
+
+
+def test_read_ucr_table_reports_text_cells_without_raising(tmp_path: Path) -> None:
+    from medfusion.ml import read_ucr_table
+
+    path = tmp_path / "x.tsv"
+    path.write_text("1\t0.5\tabc\n\t0.1\t0.2\n")
+    table = read_ucr_table(path)
+    assert table.labels.tolist() == ["1", None]
+    assert table.bad.tolist() == [[False, True], [False, False]]
+    assert np.isnan(table.values[0, 1]) and table.values[1, 1] == pytest.approx(0.2)

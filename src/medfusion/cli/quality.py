@@ -1,7 +1,8 @@
-"""``medfusion quality check``: run the data-quality catalogue over a table or the store.
+"""``medfusion quality check``: run the data-quality catalogue over a file, a folder or the store.
 
-Thin: parse the options, call :func:`medfusion.services.quality.check_file` (``--data``)
-or :func:`~medfusion.services.quality.check_store` (no ``--data``), render a rich summary.
+Thin: parse the options, call :func:`medfusion.services.quality.check_data` (``--data``: a
+table, an image file or folder, a series file or folder) or
+:func:`~medfusion.services.quality.check_store` (no ``--data``), render a rich summary.
 ``--json`` prints one JSON object as the last line of stdout. The exit code is 1 when an
 error-severity check fails (and 1 for bad input, with a one-line message).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,6 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medfusion.config import get_settings
+
+if TYPE_CHECKING:
+    from medfusion.quality import CheckResult, RecordFinding
+    from medfusion.services.quality import ItemRun
 
 __all__ = ["check", "quality_app"]
 
@@ -28,7 +34,10 @@ quality_app = typer.Typer(help="Data-quality checks.", no_args_is_help=True)
 
 def check(
     data: Path | None = typer.Option(
-        None, "--data", help="Table to check (CSV or Parquet); without it the record store is checked."
+        None,
+        "--data",
+        help="File or folder to check: a table (.csv, .parquet), images (.npz, .npy, .png or a folder), "
+        "series (a UCR .tsv, a folder or .tar.gz of stay files); without it the record store is checked.",
     ),
     db: str | None = typer.Option(None, "--db", help="Database URL of the store (default: settings)."),
     config: Path | None = typer.Option(None, "--config", help="TOML or JSON file overriding the catalogue."),
@@ -37,16 +46,26 @@ def check(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
 ) -> None:
-    """Check a table or the record store: conformance, completeness and plausibility.
+    """Check a table, images, series or the record store: conformance, completeness and plausibility.
 
     Exits 1 when an error-level check fails.
     """
     if data is None:
         _check_store(db=db, config=config, out=out, as_json=as_json)
         return
-    from medfusion.services.quality import check_file
+    from medfusion.services.quality import QualityRun, check_data
 
-    run = check_file(data=data, config=config, out=out)
+    with _progress() as progress:
+        task = progress.add_task(f"reading {data.name}", total=None)
+        run = check_data(
+            data=data,
+            config=config,
+            out=out,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if not isinstance(run, QualityRun):
+        _show_items(run, as_json=as_json)
+        return
     report = run.report
     table = Table(title=f"data quality of {data.name} (catalogue {report.catalogue_version})")
     for name in ("check", "severity", "column", "count", "message"):
@@ -78,14 +97,7 @@ def _check_store(*, db: str | None, config: Path | None, out: Path | None, as_js
 
     repo = open_repository(db or get_settings().database_url)
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=not sys.stderr.isatty(),
-        ) as progress:
+        with _progress() as progress:
             task = progress.add_task("checking resources", total=None)
             run = check_store(
                 repo,
@@ -96,10 +108,63 @@ def _check_store(*, db: str | None, config: Path | None, out: Path | None, as_js
     finally:
         repo.close()
     report = run.report
-    table = Table(title=f"data quality of the record store (catalogue {report.catalogue_version})")
+    _show_records(
+        f"data quality of the record store (catalogue {report.catalogue_version})",
+        report.checks,
+        report.findings,
+        run.json_path,
+    )
+    verdict = "[green]passed[/green]" if report.passed else "[red]failed[/red]"
+    console.print(f"{report.resources:,} resources: {verdict}; reports in {run.out}", highlight=False)
+    if as_json:
+        print(json.dumps(report.to_dict(), separators=(",", ":"), allow_nan=False, default=str))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    """A progress bar on stderr (transient when stderr is not a terminal)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=not sys.stderr.isatty(),
+    )
+
+
+_KINDS = {"images": "images", "ucr": "UCR series", "stays": "ICU stays"}
+
+
+def _show_items(run: ItemRun, *, as_json: bool) -> None:
+    report = run.report
+    _show_records(
+        f"data quality of {run.data.name}: {_KINDS.get(run.kind, run.kind)} "
+        f"(catalogue {report.catalogue_version})",
+        report.checks,
+        report.findings,
+        run.json_path,
+    )
+    for split, counts in report.summary.get("labels", {}).items():
+        shown = ", ".join(f"{name}: {count:,}" for name, count in counts.items())
+        console.print(f"  classes in {split or 'the file'}: {shown}", highlight=False)
+    verdict = "[green]passed[/green]" if report.passed else "[red]failed[/red]"
+    noun = {"images": "images", "stays": "stays"}.get(run.kind, "series")
+    console.print(f"{report.items:,} {noun}: {verdict}; reports in {run.out}", highlight=False)
+    if as_json:
+        print(json.dumps(report.to_dict(), separators=(",", ":"), allow_nan=False, default=str))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _show_records(
+    title: str, checks: tuple[CheckResult, ...], findings: tuple[RecordFinding, ...], json_path: Path
+) -> None:
+    table = Table(title=title)
     for name in ("check", "category", "severity", "failed", "checked"):
         table.add_column(name, justify="right" if name in ("failed", "checked") else "left")
-    for result in report.checks:
+    for result in checks:
         colour = "green" if result.passed else "red" if result.severity == "error" else "yellow"
         table.add_row(
             result.name,
@@ -109,19 +174,11 @@ def _check_store(*, db: str | None, config: Path | None, out: Path | None, as_js
             f"{result.checked:,}",
         )
     console.print(table)
-    for finding in report.findings[:10]:
+    for finding in findings[:10]:
         console.print(
             f"  {finding.check} {finding.row} {finding.column or ''}: {finding.message}",
             highlight=False,
             soft_wrap=True,
         )
-    if len(report.findings) > 10:
-        console.print(
-            f"  ... {len(report.findings) - 10:,} more findings in {run.json_path}", highlight=False
-        )
-    verdict = "[green]passed[/green]" if report.passed else "[red]failed[/red]"
-    console.print(f"{report.resources:,} resources: {verdict}; reports in {run.out}", highlight=False)
-    if as_json:
-        print(json.dumps(report.to_dict(), separators=(",", ":"), allow_nan=False, default=str))
-    if not report.passed:
-        raise typer.Exit(1)
+    if len(findings) > 10:
+        console.print(f"  ... {len(findings) - 10:,} more findings in {json_path}", highlight=False)

@@ -55,12 +55,17 @@ from medfusion.ml._registry import ModelRecord, Registry
 from medfusion.ml._report import model_card, report_files, run_report
 from medfusion.ml._sequence import RNNModel, as_sequences, summary_features
 from medfusion.ml._sequence_data import (
+    PHYSIONET_DESCRIPTORS,
     SequenceData,
+    UcrTable,
     read_long_csv,
     read_physionet,
     read_sequences,
     read_ucr,
+    read_ucr_table,
     sequence_kind,
+    stay_files,
+    stay_observations,
 )
 from medfusion.ml._sequence_explain import (
     SequenceDeletion,
@@ -75,6 +80,7 @@ from medfusion.ml._shapley import DeletionResult, background_reference, deletion
 __all__ = [
     "CLEVELAND_COLUMNS",
     "MODEL_KINDS",
+    "PHYSIONET_DESCRIPTORS",
     "CensoringSurvival",
     "CoxModel",
     "DeletionResult",
@@ -93,6 +99,7 @@ __all__ = [
     "TabularData",
     "TabularEstimator",
     "Task",
+    "UcrTable",
     "as_sequences",
     "auroc",
     "average_precision",
@@ -133,6 +140,7 @@ __all__ = [
     "read_sequences",
     "read_table",
     "read_ucr",
+    "read_ucr_table",
     "reference_values",
     "regression_metrics",
     "report_files",
@@ -142,6 +150,8 @@ __all__ = [
     "shapley_values",
     "source_features",
     "split_features",
+    "stay_files",
+    "stay_observations",
     "summary_features",
     "survival_grid",
     "survival_metrics",

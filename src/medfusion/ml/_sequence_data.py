@@ -29,11 +29,15 @@ from medfusion.ml._data import Task
 __all__ = [
     "PHYSIONET_DESCRIPTORS",
     "SequenceData",
+    "UcrTable",
     "read_long_csv",
     "read_physionet",
     "read_sequences",
     "read_ucr",
+    "read_ucr_table",
     "sequence_kind",
+    "stay_files",
+    "stay_observations",
 ]
 
 # PhysioNet 2012 general descriptors, recorded at 00:00; there ``-1`` means "not recorded".
@@ -113,6 +117,52 @@ def _labels(values: np.ndarray) -> np.ndarray:
     return np.asarray(values).astype(str)
 
 
+@dataclass(frozen=True, slots=True)
+class UcrTable:
+    """A UCR ``.tsv`` file as read, before any check: what :func:`read_ucr` validates.
+
+    Attributes
+    ----------
+    labels
+        Column 0 as text (``None`` where empty).
+    values
+        ``(n, length)`` float64; ``NaN`` for empty cells (UCR's padding) and for cells that
+        are not numbers.
+    bad
+        ``(n, length)`` bool, True where a cell holds text that is not a number.
+    """
+
+    labels: np.ndarray
+    values: np.ndarray
+    bad: np.ndarray
+
+
+def read_ucr_table(path: Path) -> UcrTable:
+    """Read a UCR-archive ``.tsv`` file without judging its content (see :func:`read_ucr`).
+
+    Raises
+    ------
+    DataError
+        Missing, empty or unparseable file, or fewer than two columns.
+    """
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    try:
+        frame = pd.read_csv(path, sep="\t", header=None, na_values=["NaN", "nan", ""], dtype=str)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {path} is empty") from None
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise DataError(f"data file {path} cannot be read as UCR .tsv: {type(error).__name__}") from None
+    if frame.shape[1] < 2:
+        raise DataError(f"UCR file {path} needs a label column and at least one value column")
+    values = frame.iloc[:, 1:]
+    numeric = values.apply(pd.to_numeric, errors="coerce")
+    bad = (numeric.isna() & values.notna()).to_numpy()
+    labels = frame.iloc[:, 0].to_numpy(dtype=object)
+    labels = np.array([None if pd.isna(v) else str(v).strip() for v in labels], dtype=object)
+    return UcrTable(labels, numeric.to_numpy(dtype=np.float64), bad)
+
+
 def read_ucr(path: Path, *, labelled: bool = True) -> SequenceData:
     """A UCR-archive ``.tsv`` file: one series per line, the label in column 0.
 
@@ -128,32 +178,27 @@ def read_ucr(path: Path, *, labelled: bool = True) -> SequenceData:
     DataError
         Missing or empty file, a non-numeric cell, or fewer than two columns.
     """
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist")
-    try:
-        frame = pd.read_csv(path, sep="\t", header=None, na_values=["NaN", "nan", ""])
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data file {path} is empty") from None
-    except (ValueError, OSError, pd.errors.ParserError) as error:
-        raise DataError(f"data file {path} cannot be read as UCR .tsv: {type(error).__name__}") from None
-    if frame.shape[1] < 2:
-        raise DataError(f"UCR file {path} needs a label column and at least one value column")
-    values = frame.iloc[:, 1:] if labelled else frame
-    numeric = values.apply(pd.to_numeric, errors="coerce")
-    bad = numeric.isna() & values.notna()
-    if bad.to_numpy().any():
-        line = int(np.flatnonzero(bad.to_numpy().any(axis=1))[0]) + 1
+    table = read_ucr_table(path)
+    if not labelled:
+        # Column 0 is a value too: re-read it as such.
+        first = pd.to_numeric(pd.Series(table.labels), errors="coerce").to_numpy(dtype=np.float64)
+        bad_first = np.array([v is not None for v in table.labels]) & np.isnan(first)
+        table = UcrTable(
+            table.labels, np.column_stack([first, table.values]), np.column_stack([bad_first, table.bad])
+        )
+    if table.bad.any():
+        line = int(np.flatnonzero(table.bad.any(axis=1))[0]) + 1
         raise DataError(f"UCR file {path} has a non-numeric value on line {line}")
-    X = numeric.to_numpy(dtype=np.float32)[:, :, None]
+    X = table.values.astype(np.float32)[:, :, None]
     if np.isnan(X).all(axis=(1, 2)).any():
         line = int(np.flatnonzero(np.isnan(X).all(axis=(1, 2)))[0]) + 1
         raise DataError(f"UCR file {path} has a series with no values on line {line}")
     y = task = None
     if labelled:
-        raw = frame.iloc[:, 0]
-        if raw.isna().any():
-            raise DataError(f"UCR file {path} has a missing label on line {int(raw.isna().argmax()) + 1}")
-        y = _labels(raw.to_numpy())
+        missing = np.array([v is None for v in table.labels])
+        if missing.any():
+            raise DataError(f"UCR file {path} has a missing label on line {int(missing.argmax()) + 1}")
+        y = _labels(table.labels)
         task = _task(y, f"UCR file {path}")
     ids = tuple(f"row{i}" for i in range(len(X)))
     return SequenceData(X, y, task, ("value",), ids)
@@ -170,7 +215,28 @@ def _hours(text: str) -> float:
 Observation = tuple[str, float, str, float]  # id, hours, variable, value
 
 
-def _stay_rows(name: str, text: str, stay: str) -> Iterator[Observation]:
+def stay_observations(name: str, text: str, *, keep_missing: bool = False) -> list[Observation]:
+    """Parse one PhysioNet-2012 stay file ``Time,Parameter,Value``, in file order.
+
+    Parameters
+    ----------
+    name
+        The file name; its stem is the stay id (and it names the file in errors).
+    text
+        The file's content.
+    keep_missing
+        Keep descriptors recorded as ``-1`` ("not recorded"), which the models drop; a
+        quality check wants to see them.
+
+    Raises
+    ------
+    DataError
+        No header, a wrong header, a short line, or a time or value that is not a number.
+    """
+    return list(_stay_rows(name, text, Path(name).stem, keep_missing=keep_missing))
+
+
+def _stay_rows(name: str, text: str, stay: str, *, keep_missing: bool = False) -> Iterator[Observation]:
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None:
@@ -189,13 +255,19 @@ def _stay_rows(name: str, text: str, stay: str) -> Iterator[Observation]:
         parameter = row[1].strip()
         if parameter == _ID_PARAMETER:
             continue
-        if parameter in PHYSIONET_DESCRIPTORS and value == -1:
+        if parameter in PHYSIONET_DESCRIPTORS and value == -1 and not keep_missing:
             continue  # PhysioNet's "not recorded"
         yield stay, hours, parameter, value
 
 
-def _physionet_files(path: Path) -> Iterator[tuple[str, str]]:
-    """``(file name, text)`` of each ``.txt`` stay file in a folder or a tar archive."""
+def stay_files(path: Path) -> Iterator[tuple[str, str]]:
+    """``(file name, text)`` of each ``.txt`` stay file in a folder or a tar archive, by name.
+
+    Raises
+    ------
+    DataError
+        ``path`` is neither a folder nor a readable tar archive.
+    """
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         for file in files:
@@ -309,7 +381,7 @@ def read_physionet(
 
     def rows() -> Iterator[Observation]:
         found = False
-        for name, text in _physionet_files(path):
+        for name, text in stay_files(path):
             found = True
             yield from _stay_rows(name, text, Path(name).stem)
         if not found:

@@ -1,30 +1,21 @@
-"""The named, versioned check catalogue and its configuration (TOML or JSON).
+"""The named, versioned check catalogue: every check with its category, severity, threshold
+and scope, and the elements the store's completeness check expects.
 
-A configuration file overrides a check's severity, threshold or whether it runs, maps
-column names to catalogue variables (with their unit), narrows a variable's range, and
-names required columns and sentinel values. Every key is validated: a typo in a config
-file would otherwise silently leave the default in force, the complaint this module exists
-to answer.
+The configuration that overrides it is in :mod:`medfusion.quality._config`.
 """
 
 from __future__ import annotations
 
-import json
-import tomllib
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
-from medfusion.errors import InvalidRequestError
-from medfusion.quality._units import DEFAULT_COLUMNS, VARIABLES, ColumnSpec, Variable
+__all__ = ["CATALOGUE", "CATALOGUE_VERSION", "DEFAULT_ELEMENTS", "Check"]
 
-__all__ = ["CATALOGUE", "CATALOGUE_VERSION", "DEFAULT_ELEMENTS", "Check", "QualityConfig", "load_config"]
-
-CATALOGUE_VERSION = "2026.12"
+CATALOGUE_VERSION = "2027.01"
 
 Category = Literal["conformance", "completeness", "plausibility"]
 Severity = Literal["error", "warning"]
-Scope = Literal["table", "store"]
+Scope = Literal["table", "store", "image", "series", "labels"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +39,9 @@ class Check:
         Whether the check runs.
     scope
         ``"table"`` for checks over a table (``--data``), ``"store"`` for checks over FHIR
-        resources (the record store and ``import --quality``).
+        resources (the record store and ``import --quality``), ``"image"`` for image files,
+        ``"series"`` for series files and folders, ``"labels"`` for the label and split
+        checks both of these run.
     """
 
     id: str
@@ -174,6 +167,170 @@ CATALOGUE: dict[str, Check] = {
             "patient, code and time with different values",
             scope="store",
         ),
+        # Over image files (MedMNIST .npz, .npy, PNG and folders of them).
+        Check(
+            "image_format",
+            "conformance",
+            "error",
+            0.0,
+            "each image is readable, numeric, 2-D with 1, 3 or 4 channels, and has the "
+            "expected dtype, size and channel count (config 'images'; default: the most common)",
+            scope="image",
+        ),
+        Check(
+            "image_missing",
+            "completeness",
+            "error",
+            0.0,
+            "images that are absent, empty (zero bytes or pixels) or hold NaN / infinite pixels",
+            scope="image",
+        ),
+        Check(
+            "image_constant",
+            "plausibility",
+            "warning",
+            0.0,
+            "blank images: every pixel the same (all black, all white or one grey)",
+            scope="image",
+        ),
+        Check(
+            "image_saturation",
+            "plausibility",
+            "warning",
+            0.0,
+            "images with more than images.saturated_share of their pixels at the top of the "
+            "range (saturated) or at zero (black)",
+            scope="image",
+        ),
+        Check(
+            "image_intensity",
+            "plausibility",
+            "warning",
+            0.0,
+            "images whose mean or spread of intensity lies more than images.outlier_z robust "
+            "standard deviations (median / MAD) from the set's",
+            scope="image",
+        ),
+        # Over series: PhysioNet-2012 stay folders / archives and UCR .tsv files.
+        Check(
+            "series_format",
+            "conformance",
+            "error",
+            0.0,
+            "each stay file or series row parses: header Time,Parameter,Value, numeric times and values",
+            scope="series",
+        ),
+        Check(
+            "series_empty",
+            "completeness",
+            "warning",
+            0.0,
+            "stays with no observations after admission, series rows with no values",
+            scope="series",
+        ),
+        Check(
+            "series_gap",
+            "completeness",
+            "warning",
+            0.0,
+            "NaN runs inside a regular series; stretches longer than series.max_gap_hours "
+            "with no observation in an irregular one",
+            scope="series",
+        ),
+        Check(
+            "series_sentinel",
+            "completeness",
+            "warning",
+            0.0,
+            "codes standing for 'missing' (such as -1) recorded as values of a variable that "
+            "cannot hold them",
+            scope="series",
+        ),
+        Check(
+            "series_range",
+            "plausibility",
+            "error",
+            0.0,
+            "observations of recognised clinical variables inside their range, after unit "
+            "conversion; threshold: share of out-of-range values allowed",
+            scope="series",
+        ),
+        Check(
+            "series_timestamps",
+            "plausibility",
+            "error",
+            0.0,
+            "times that go backwards within a stay file, or are negative",
+            scope="series",
+        ),
+        Check(
+            "series_duplicate_times",
+            "plausibility",
+            "warning",
+            0.0,
+            "one variable recorded twice at the same time in a stay (same or conflicting values)",
+            scope="series",
+        ),
+        Check(
+            "series_constant",
+            "plausibility",
+            "warning",
+            0.0,
+            "runs of at least series.constant_run identical consecutive values (a flat line) "
+            "in a regular series or a recognised clinical variable",
+            scope="series",
+        ),
+        Check(
+            "series_length",
+            "plausibility",
+            "warning",
+            0.0,
+            "series whose length (observed samples; observations per stay) lies more than "
+            "series.length_z robust standard deviations from the set's (log scale for stays)",
+            scope="series",
+        ),
+        # Labels and splits, for image and series files alike.
+        Check(
+            "label_missing",
+            "completeness",
+            "error",
+            0.0,
+            "items without a label (no label array, fewer labels than items, empty labels)",
+            scope="labels",
+        ),
+        Check(
+            "label_set",
+            "conformance",
+            "error",
+            0.0,
+            "labels in the label set (config 'labels'; default: non-negative integers for "
+            "numeric images, and no class in a val / test split that the train split lacks)",
+            scope="labels",
+        ),
+        Check(
+            "label_balance",
+            "plausibility",
+            "warning",
+            0.05,
+            "class balance per split; threshold: the smallest share of a split a class may hold",
+            scope="labels",
+        ),
+        Check(
+            "duplicate_items",
+            "plausibility",
+            "warning",
+            0.0,
+            "an image or series repeating another of the same split exactly",
+            scope="labels",
+        ),
+        Check(
+            "split_leakage",
+            "plausibility",
+            "error",
+            0.0,
+            "an image or series that appears in two splits (train / val / test): leakage",
+            scope="labels",
+        ),
     )
 }
 
@@ -194,168 +351,3 @@ DEFAULT_ELEMENTS: dict[str, float | None] = {
     "Immunization.occurrence[x]": None,
     "MedicationRequest.authoredOn": None,
 }
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    """The catalogue as configured for one run."""
-
-    checks: dict[str, Check] = field(default_factory=lambda: dict(CATALOGUE))
-    columns: dict[str, ColumnSpec] = field(default_factory=lambda: dict(DEFAULT_COLUMNS))
-    variables: dict[str, Variable] = field(default_factory=lambda: dict(VARIABLES))
-    required_columns: tuple[str, ...] = ()
-    sentinels: tuple[float, ...] = (-1.0,)
-    elements: dict[str, float | None] = field(default_factory=lambda: dict(DEFAULT_ELEMENTS))
-
-    def scoped(self, scope: str) -> dict[str, Check]:
-        """The checks of one scope (``"table"`` or ``"store"``), enabled or not."""
-        return {k: c for k, c in self.checks.items() if c.scope == scope}
-
-    def spec(self, column: str) -> ColumnSpec | None:
-        """The variable a column maps to (matched case-insensitively), or ``None``."""
-        return self.columns.get(column.strip().lower())
-
-
-_TOP_KEYS = {"checks", "columns", "ranges", "required_columns", "sentinels", "elements"}
-_CHECK_KEYS = {"severity", "threshold", "enabled"}
-
-
-def _fail(path: Path, message: str) -> InvalidRequestError:
-    return InvalidRequestError(f"quality config {path}: {message}")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise _fail(path, "file does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        # tomllib.TOMLDecodeError and json.JSONDecodeError are both ValueErrors.
-        raise _fail(path, f"cannot be parsed ({type(error).__name__})") from None
-    if not isinstance(raw, dict):
-        raise _fail(path, "must hold an object / table at the top level")
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise _fail(path, f"unknown keys {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
-    return raw
-
-
-def _number(path: Path, where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(path, f"{where} must be a number, got {value!r}")
-    return float(value)
-
-
-def _checks(path: Path, raw: Any) -> dict[str, Check]:
-    checks = dict(CATALOGUE)
-    if not isinstance(raw, dict):
-        raise _fail(path, "'checks' must be a table of check ids")
-    for check_id, override in raw.items():
-        if check_id not in checks:
-            raise _fail(path, f"unknown check '{check_id}'; known: {sorted(checks)}")
-        if not isinstance(override, dict) or set(override) - _CHECK_KEYS:
-            raise _fail(path, f"checks.{check_id} may set only {sorted(_CHECK_KEYS)}")
-        check = checks[check_id]
-        if "severity" in override:
-            if override["severity"] not in ("error", "warning"):
-                raise _fail(path, f"checks.{check_id}.severity must be 'error' or 'warning'")
-            check = replace(check, severity=override["severity"])
-        if "threshold" in override:
-            threshold = _number(path, f"checks.{check_id}.threshold", override["threshold"])
-            if not 0.0 <= threshold <= 1.0:
-                raise _fail(path, f"checks.{check_id}.threshold must be in [0, 1], got {threshold}")
-            check = replace(check, threshold=threshold)
-        if "enabled" in override:
-            if not isinstance(override["enabled"], bool):
-                raise _fail(path, f"checks.{check_id}.enabled must be true or false")
-            check = replace(check, enabled=override["enabled"])
-        checks[check_id] = check
-    return checks
-
-
-def _columns(path: Path, raw: Any, variables: dict[str, Variable]) -> dict[str, ColumnSpec]:
-    columns = dict(DEFAULT_COLUMNS)
-    if not isinstance(raw, dict):
-        raise _fail(path, "'columns' must map column names to variables")
-    for name, target in raw.items():
-        # "glucose" or {variable = "glucose", unit = "mmol/L"}; false removes a default mapping.
-        if target is False:
-            columns.pop(name.lower(), None)
-            continue
-        variable, unit = (target, None) if isinstance(target, str) else (None, None)
-        if isinstance(target, dict):
-            variable, unit = target.get("variable"), target.get("unit")
-        if variable not in variables:
-            raise _fail(path, f"columns.{name}: unknown variable {variable!r}; known: {sorted(variables)}")
-        columns[name.lower()] = ColumnSpec(variable, unit or variables[variable].unit)
-    return columns
-
-
-def _ranges(path: Path, raw: Any) -> dict[str, Variable]:
-    variables = dict(VARIABLES)
-    if not isinstance(raw, dict):
-        raise _fail(path, "'ranges' must be a table of variables")
-    for name, bounds in raw.items():
-        if name not in variables:
-            raise _fail(path, f"ranges.{name}: unknown variable; known: {sorted(variables)}")
-        if not isinstance(bounds, dict) or set(bounds) - {"low", "high"}:
-            raise _fail(path, f"ranges.{name} may set only 'low' and 'high'")
-        low = _number(path, f"ranges.{name}.low", bounds.get("low", variables[name].low))
-        high = _number(path, f"ranges.{name}.high", bounds.get("high", variables[name].high))
-        if low > high:
-            raise _fail(path, f"ranges.{name}: low {low} is above high {high}")
-        variables[name] = replace(variables[name], low=low, high=high)
-    return variables
-
-
-def _elements(path: Path, raw: Any) -> dict[str, float | None]:
-    elements = dict(DEFAULT_ELEMENTS)
-    if not isinstance(raw, dict):
-        raise _fail(path, "'elements' must map 'Type.element' to a threshold or false")
-    for name, threshold in raw.items():
-        # "Observation.value[x]" = 0.1 sets (or adds) a threshold; false stops checking it.
-        kind, dot, element = name.partition(".")
-        if not dot or not kind[:1].isupper() or not element:
-            raise _fail(path, f"elements.{name}: write elements as 'Type.element'")
-        if threshold is False:
-            elements.pop(name, None)
-            continue
-        value = _number(path, f"elements.{name}", threshold)
-        if not 0.0 <= value <= 1.0:
-            raise _fail(path, f"elements.{name} must be in [0, 1], got {value}")
-        elements[name] = value
-    return elements
-
-
-def load_config(path: Path | None) -> QualityConfig:
-    """Read a TOML or JSON quality config (``.json`` by suffix, TOML otherwise).
-
-    Parameters
-    ----------
-    path
-        The config file, or ``None`` for the catalogue defaults.
-
-    Raises
-    ------
-    InvalidRequestError
-        The file is missing, cannot be parsed, or names an unknown check, key or variable.
-    """
-    if path is None:
-        return QualityConfig()
-    raw = _read(path)
-    variables = _ranges(path, raw.get("ranges", {}))
-    required = raw.get("required_columns", [])
-    if not isinstance(required, list) or not all(isinstance(c, str) for c in required):
-        raise _fail(path, "'required_columns' must be a list of column names")
-    sentinels = raw.get("sentinels", [-1])
-    if not isinstance(sentinels, list):
-        raise _fail(path, "'sentinels' must be a list of numbers")
-    return QualityConfig(
-        checks=_checks(path, raw.get("checks", {})),
-        columns=_columns(path, raw.get("columns", {}), variables),
-        variables=variables,
-        required_columns=tuple(required),
-        sentinels=tuple(_number(path, "sentinels[]", s) for s in sentinels),
-        elements=_elements(path, raw.get("elements", {})),
-    )

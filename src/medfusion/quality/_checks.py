@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medfusion.quality._catalogue import CATALOGUE_VERSION, Check, QualityConfig
-from medfusion.quality._units import conversion
+from medfusion.quality._catalogue import CATALOGUE_VERSION, Check
+from medfusion.quality._config import QualityConfig
+from medfusion.quality._units import ColumnSpec, conversion
 
-__all__ = ["CheckResult", "Finding", "QualityReport", "check_table"]
+__all__ = ["CheckResult", "Finding", "QualityReport", "check_table", "impossible_code"]
 
 EXAMPLES = 5
 # A text column is treated as numeric when at least this share of its values are numbers:
@@ -222,17 +223,23 @@ def _sentinel(run: _Run, check: Check) -> None:
             if not hit.any():
                 continue
             others = values[~hit & values.notna()]
-            if spec is not None:
-                variable = run.config.variables[spec.variable]
-                scale, offset = conversion(spec.unit, variable.unit, spec.variable)
-                impossible = not variable.low <= code * scale + offset <= variable.high
-            else:
-                # An unmapped column: the code is a sentinel when no real value comes near it.
-                impossible = len(others) > 0 and not others.min() <= code <= others.max()
-            if impossible:
+            if impossible_code(run.config, spec, code, others):
                 flagged |= hit
         run.sentinel_mask[column] = flagged
         run.record(check, column, flagged, int(values.notna().sum()), "a 'missing' code stands as a value")
+
+
+def impossible_code(config: QualityConfig, spec: ColumnSpec | None, code: float, others: pd.Series) -> bool:
+    """Whether a "missing" code cannot be a real value of the column (or variable).
+
+    For a recognised variable: the code lies outside its range (after unit conversion).
+    Otherwise: no other value comes near it (outside the range of ``others``).
+    """
+    if spec is not None:
+        variable = config.variables[spec.variable]
+        scale, offset = conversion(spec.unit, variable.unit, spec.variable)
+        return not variable.low <= code * scale + offset <= variable.high
+    return len(others) > 0 and not others.min() <= code <= others.max()
 
 
 def _plausible_range(run: _Run, check: Check) -> None:

@@ -23,9 +23,10 @@ import orjson
 
 from medfusion.errors import InvalidRequestError, MedfusionError
 from medfusion.fhir.validation import validate_resource
-from medfusion.quality._catalogue import CATALOGUE_VERSION, QualityConfig
+from medfusion.quality._catalogue import CATALOGUE_VERSION
 from medfusion.quality._checks import CheckResult
 from medfusion.quality._codes import CODE_SYSTEMS, LOINC, code_format_problem
+from medfusion.quality._config import QualityConfig
 from medfusion.quality._rules import (
     AFTER_DEATH_TYPES,
     AGE_RULES,
@@ -54,16 +55,18 @@ _CODE_ELEMENTS = ("code", "type", "vaccineCode", "productOrService")
 
 @dataclass(frozen=True)
 class RecordFinding:
-    """One failing resource element.
+    """One failing record: a resource element, an image or a series.
 
-    ``row`` is ``Type/id``; ``column`` the element path (None for the whole resource);
-    ``value`` the offending value where one helps (a number, a code, a date).
+    ``row`` is ``Type/id`` for a resource, the image index (``split/index`` in a file of
+    splits, the file's path in a folder) or the stay id / series row; ``column`` the
+    element path, variable or ``"pixels"`` (None for the whole record); ``value`` the
+    offending value where one helps (a number, a code, a date).
     """
 
     check: str
     category: str
     severity: str
-    row: str
+    row: int | str
     column: str | None
     value: Any
     message: str

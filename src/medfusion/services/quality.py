@@ -1,16 +1,15 @@
-"""Use cases: check a table's or the record store's data quality and write JSON and HTML
-reports; gate training (:func:`quality_gate`) and import (:class:`ImportGate`) on it.
+"""Use cases: check the data quality of a table, an image file or folder, a series file or
+folder, or the record store, and write JSON and HTML reports; gate training
+(:func:`quality_gate`) and import (:class:`ImportGate`) on it.
 
-The checks themselves live in :mod:`medfusion.quality` (pure); this module reads the file
-or the store, loads the config, runs them and writes the reports. Every bad input
-(missing or empty file, bad config) is raised before anything is written.
+The checks themselves live in :mod:`medfusion.quality` (pure); this module (with
+``_quality_inputs`` for reading files and ``_quality_html`` for the pages) reads the input,
+loads the config, runs them and writes the reports. Every bad input (missing, empty or
+unsupported file, bad config) is raised before anything is written.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -22,32 +21,40 @@ import pandas as pd
 
 from medfusion.errors import DataError, InvalidRequestError
 from medfusion.fhir.repository import FhirRepository
-from medfusion.ml import read_table
+from medfusion.ml import PHYSIONET_DESCRIPTORS, read_table
 from medfusion.quality import (
-    Finding,
+    ItemReport,
     QualityConfig,
     QualityReport,
     RecordFinding,
     StoreChecker,
     StoreReport,
+    check_images,
+    check_regular,
     check_resource,
+    check_stays,
     check_table,
     load_config,
 )
+from medfusion.services._quality_html import render_html, render_items_html, render_store_html
+from medfusion.services._quality_inputs import Progress, input_kind, read_images, read_regular, read_stays
 
 __all__ = [
     "DEFAULT_QUALITY_DIR",
     "QUALITY_MODES",
     "QUALITY_TAG_SYSTEM",
     "ImportGate",
+    "ItemRun",
     "QualityNote",
     "QualityRun",
     "StoreRun",
+    "check_data",
     "check_file",
     "check_store",
     "make_import_gate",
     "quality_gate",
     "render_html",
+    "render_items_html",
     "render_store_html",
 ]
 
@@ -63,68 +70,6 @@ class QualityRun:
     out: Path
     json_path: Path
     html_path: Path
-
-
-def _chart(report: QualityReport | StoreReport) -> bytes:
-    """PNG bar chart of the failing share per check (red for errors, amber for warnings)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)  # no display on servers and in CI
-    from matplotlib import pyplot as plt
-
-    names = [c.name for c in report.checks]
-    shares = [100.0 * c.failed / c.checked if c.checked else 0.0 for c in report.checks]
-    colours = [
-        "#c0392b" if not c.passed and c.severity == "error" else "#e67e22" if not c.passed else "#7f8c8d"
-        for c in report.checks
-    ]
-    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(names) + 1.2), dpi=100)
-    try:
-        ax.barh(names[::-1], shares[::-1], color=colours[::-1])
-        ax.set_xlabel("failing cells or rows (% of checked)")
-        ax.set_title("data quality by check")
-        buffer = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
-
-
-def render_html(report: QualityReport, *, title: str) -> str:
-    """A self-contained HTML report (chart inlined as a base64 PNG)."""
-    image = base64.b64encode(_chart(report)).decode("ascii")
-    esc = html.escape
-    check_rows = "".join(
-        f"<tr><td>{esc(c.name)}</td><td>{c.category}</td><td>{c.severity}</td><td>{c.threshold:g}</td>"
-        f"<td>{c.failed:,}</td><td>{c.checked:,}</td><td>{'pass' if c.passed else 'FAIL'}</td></tr>"
-        for c in report.checks
-    )
-
-    def examples(finding: Finding) -> str:
-        pairs = zip(finding.rows[:5], finding.values[:5], strict=True)
-        return esc(", ".join(f"row {row}: {value!r}" for row, value in pairs))
-
-    finding_rows = "".join(
-        f"<tr><td>{esc(f.check)}</td><td>{f.severity}</td><td>{esc(str(f.column or ''))}</td>"
-        f"<td>{f.count:,}</td><td>{esc(f.message)}</td>"
-        f"<td>{examples(f)}</td></tr>"
-        for f in report.findings
-    )
-    verdict = "passed" if report.passed else "FAILED (error-severity checks failed)"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}</style></head><body>
-<h1>{esc(title)}</h1>
-<p>catalogue {esc(report.catalogue_version)}; {report.rows:,} rows, {report.columns} columns; {verdict}</p>
-<img alt="failing share per check" src="data:image/png;base64,{image}">
-<h2>Checks</h2><table><tr><th>check</th><th>category</th><th>severity</th><th>threshold</th>
-<th>failed</th><th>checked</th><th>result</th></tr>{check_rows}</table>
-<h2>Findings</h2><table><tr><th>check</th><th>severity</th><th>column</th><th>count</th>
-<th>message</th><th>examples</th></tr>{finding_rows}</table>
-</body></html>
-"""
 
 
 def _out_dir(out: Path | None) -> Path:
@@ -162,6 +107,83 @@ def check_file(*, data: Path, config: Path | None = None, out: Path | None = Non
     json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     html_path.write_text(render_html(report, title=f"Data quality: {data.name}"), encoding="utf-8")
     return QualityRun(report, data, folder, json_path, html_path)
+
+
+@dataclass(frozen=True)
+class ItemRun:
+    """A finished image or series check: the report and where it was written."""
+
+    report: ItemReport
+    data: Path
+    kind: str
+    out: Path
+    json_path: Path
+    html_path: Path
+
+
+def _items_report(data: Path, kind: str, settings: QualityConfig, progress: Progress | None) -> ItemReport:
+    if kind == "images":
+        images, labelled = read_images(data, progress)
+        return check_images(images, settings, labelled=labelled)
+    if kind == "ucr":
+        return check_regular(read_regular(data), settings)
+    return check_stays(read_stays(data, progress), settings, descriptors=PHYSIONET_DESCRIPTORS)
+
+
+def check_data(
+    *,
+    data: Path,
+    config: Path | None = None,
+    out: Path | None = None,
+    progress: Progress | None = None,
+) -> QualityRun | ItemRun:
+    """Check a table, an image file or folder, or a series file or folder, by what ``data`` is.
+
+    The kind comes from the path (see :func:`~medfusion.services._quality_inputs.input_kind`):
+    ``.csv`` / ``.parquet`` tables (:func:`check_file`); ``.npz`` / ``.npy`` / ``.png``
+    images or a folder of them; a UCR ``.tsv`` (with its ``_TRAIN`` / ``_TEST`` sibling);
+    a folder or ``.tar.gz`` of PhysioNet-style stay files. Writes ``quality.json`` and
+    ``quality.html`` to ``out``.
+
+    Parameters
+    ----------
+    data
+        The input.
+    config
+        A TOML or JSON catalogue override.
+    out
+        Folder for the reports (default ``.medfusion/quality/<UTC timestamp>/``).
+    progress
+        Called with ``(items read, total or None)`` while a folder or archive is read.
+
+    Raises
+    ------
+    DataError
+        The input is missing, empty, unreadable as a whole, or of an unsupported kind.
+    InvalidRequestError
+        The config file is missing or invalid.
+    """
+    settings = load_config(config)  # a bad config fails before the data is even read
+    kind = input_kind(data)
+    if kind == "table":
+        return check_file(data=data, config=config, out=out)
+    report = _items_report(data, kind, settings, progress)
+    folder = _out_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = folder / "quality.json", folder / "quality.html"
+    document = {
+        "data": str(data),
+        "kind": kind,
+        "catalogue_version": report.catalogue_version,
+        "passed": report.passed,
+        "items": report.items,
+        "summary": report.summary,
+        "checks": [c.to_dict() for c in report.checks],
+        "findings": [{**f.to_dict(), "category": f.category, "message": f.message} for f in report.findings],
+    }
+    json_path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    html_path.write_text(render_items_html(report, title=f"Data quality: {data.name}"), encoding="utf-8")
+    return ItemRun(report, data, kind, folder, json_path, html_path)
 
 
 QUALITY_MODES = ("off", "warn", "strict")
@@ -206,7 +228,6 @@ def quality_gate(frame: pd.DataFrame, *, mode: str, config: Path | None = None) 
 # -- the record store -------------------------------------------------------------------
 
 _PAGE = 500
-_HTML_FINDINGS = 500
 
 
 @dataclass(frozen=True)
@@ -217,42 +238,6 @@ class StoreRun:
     out: Path
     json_path: Path
     html_path: Path
-
-
-def render_store_html(report: StoreReport, *, title: str) -> str:
-    """A self-contained HTML report of a store check (chart inlined as a base64 PNG)."""
-    image = base64.b64encode(_chart(report)).decode("ascii")
-    esc = html.escape
-    check_rows = "".join(
-        f"<tr><td>{esc(c.name)}</td><td>{c.category}</td><td>{c.severity}</td><td>{c.threshold:g}</td>"
-        f"<td>{c.failed:,}</td><td>{c.checked:,}</td><td>{'pass' if c.passed else 'FAIL'}</td></tr>"
-        for c in report.checks
-    )
-    shown = report.findings[:_HTML_FINDINGS]
-    finding_rows = "".join(
-        f"<tr><td>{esc(f.check)}</td><td>{f.severity}</td><td>{esc(f.row)}</td><td>{esc(f.column or '')}</td>"
-        f"<td>{esc(repr(f.value)) if f.value is not None else ''}</td><td>{esc(f.message)}</td></tr>"
-        for f in shown
-    )
-    more = (
-        f"<p>{len(report.findings) - len(shown):,} more findings are in quality.json.</p>"
-        if len(report.findings) > len(shown)
-        else ""
-    )
-    verdict = "passed" if report.passed else "FAILED (error-severity checks failed)"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:80em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left}}</style></head><body>
-<h1>{esc(title)}</h1>
-<p>catalogue {esc(report.catalogue_version)}; {report.resources:,} resources; {verdict}</p>
-<img alt="failing share per check" src="data:image/png;base64,{image}">
-<h2>Checks</h2><table><tr><th>check</th><th>category</th><th>severity</th><th>threshold</th>
-<th>failed</th><th>checked</th><th>result</th></tr>{check_rows}</table>
-<h2>Findings</h2><table><tr><th>check</th><th>severity</th><th>resource</th><th>element</th>
-<th>value</th><th>message</th></tr>{finding_rows}</table>{more}
-</body></html>
-"""
 
 
 def check_store(
