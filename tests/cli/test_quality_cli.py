@@ -40,16 +40,22 @@ def test_json_line_shape_and_exit_code_on_errors(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, result.output
     document = json.loads(result.stdout.strip().splitlines()[-1])
-    assert document["catalogue_version"] == "2027.01" and document["passed"] is False
-    found = {(f["check"], f["column"]): f for f in document["findings"]}
-    assert set(found) == {
+    assert set(document) == {"checks", "findings"}
+    for check in document["checks"]:
+        assert set(check) == {"name", "category", "severity", "failed", "checked"}
+    for finding in document["findings"]:
+        assert set(finding) == {"check", "severity", "row", "column", "value"}
+    found = {(f["check"], f["column"], f["row"]): f["value"] for f in document["findings"]}
+    assert {(check, column) for check, column, _ in found} == {
         ("plausible_range", "age"), ("sentinel", "hr"), ("value_type", "ph"), ("duplicate_rows", None)
     }  # fmt: skip
-    for finding in document["findings"]:
-        assert set(finding) >= {"check", "category", "severity", "column", "count", "examples"}
-    assert found[("plausible_range", "age")]["examples"] == [{"row": 3, "value": 150}]
-    assert found[("value_type", "ph")]["count"] == 2
-    assert {c["name"] for c in document["checks"]} >= {"value_type", "plausible_range"}
+    assert found[("plausible_range", "age", 3)] == 150
+    assert len([key for key in found if key[:2] == ("value_type", "ph")]) == 2
+    checks = {c["name"]: c for c in document["checks"]}
+    assert checks["value_type"]["failed"] == 2 and checks["plausible_range"]["severity"] == "error"
+    # The report file keeps the richer per-column form, with its catalogue version.
+    saved = json.loads((tmp_path / "o" / "quality.json").read_text())
+    assert saved["catalogue_version"] == "2027.01" and saved["passed"] is False
 
 
 def test_warnings_alone_exit_zero(tmp_path: Path) -> None:

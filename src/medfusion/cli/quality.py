@@ -86,7 +86,7 @@ def check(
     console.print(f"{report.rows:,} rows: {verdict}; reports in {run.out}", highlight=False)
     if as_json:
         # Plain print: rich would wrap or colour the line a machine reads.
-        print(json.dumps(report.to_dict(), separators=(",", ":"), allow_nan=False))
+        print(json.dumps(report.issue_json(), separators=(",", ":"), allow_nan=False))
     if not report.passed:
         raise typer.Exit(1)
 

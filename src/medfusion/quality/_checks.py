@@ -7,7 +7,7 @@ renderings show a few examples only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from medfusion.quality._catalogue import CATALOGUE_VERSION, Check
 from medfusion.quality._config import QualityConfig
 from medfusion.quality._units import ColumnSpec, conversion
 
-__all__ = ["CheckResult", "Finding", "QualityReport", "check_table", "impossible_code"]
+__all__ = ["CheckResult", "Finding", "QualityReport", "check_table", "impossible_code", "issue_json"]
 
 EXAMPLES = 5
 # A text column is treated as numeric when at least this share of its values are numbers:
@@ -82,6 +82,25 @@ class CheckResult:
         }
 
 
+def issue_json(checks: Sequence[CheckResult], findings: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The one JSON shape of ``quality check --json``: ``{"checks": [{"name", "category",
+    "severity", "failed", "checked"}], "findings": [{"check", "severity", "row", "column",
+    "value"}]}``, whatever was checked."""
+    return {
+        "checks": [
+            {
+                "name": c.name,
+                "category": c.category,
+                "severity": c.severity,
+                "failed": c.failed,
+                "checked": c.checked,
+            }
+            for c in checks
+        ],
+        "findings": list(findings),
+    }
+
+
 @dataclass(frozen=True)
 class QualityReport:
     """All check results and findings for one table."""
@@ -112,6 +131,16 @@ class QualityReport:
             "checks": [c.to_dict() for c in self.checks],
             "findings": [f.to_dict(examples) for f in self.findings],
         }
+
+    def issue_json(self) -> dict[str, Any]:
+        """:func:`issue_json`: a finding per flagged row (``row`` None when a finding is
+        about the table, such as a missing column)."""
+        rows = (
+            {"check": f.check, "severity": f.severity, "row": row, "column": f.column, "value": value}
+            for f in self.findings
+            for row, value in (zip(f.rows, f.values, strict=True) if f.rows else [(None, None)])
+        )
+        return issue_json(self.checks, rows)
 
 
 def _plain(value: Any) -> Any:

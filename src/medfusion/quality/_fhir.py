@@ -24,7 +24,7 @@ import orjson
 from medfusion.errors import InvalidRequestError, MedfusionError
 from medfusion.fhir.validation import validate_resource
 from medfusion.quality._catalogue import CATALOGUE_VERSION
-from medfusion.quality._checks import CheckResult
+from medfusion.quality._checks import CheckResult, issue_json
 from medfusion.quality._codes import CODE_SYSTEMS, LOINC, code_format_problem
 from medfusion.quality._config import QualityConfig
 from medfusion.quality._rules import (
@@ -103,19 +103,7 @@ class StoreReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the issue's JSON: ``{"checks": [...], "findings": [...]}``."""
-        return {
-            "checks": [
-                {
-                    "name": c.name,
-                    "category": c.category,
-                    "severity": c.severity,
-                    "failed": c.failed,
-                    "checked": c.checked,
-                }
-                for c in self.checks
-            ],
-            "findings": [f.to_dict() for f in self.findings],
-        }
+        return issue_json(self.checks, (f.to_dict() for f in self.findings))
 
 
 # -- walking a resource ----------------------------------------------------------------

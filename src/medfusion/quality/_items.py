@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from medfusion.quality._catalogue import CATALOGUE_VERSION
-from medfusion.quality._checks import CheckResult
+from medfusion.quality._checks import CheckResult, issue_json
 from medfusion.quality._config import QualityConfig, label_text
 from medfusion.quality._fhir import RecordFinding
 
@@ -62,19 +62,7 @@ class ItemReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the issue's JSON: ``{"checks": [...], "findings": [...]}``."""
-        return {
-            "checks": [
-                {
-                    "name": c.name,
-                    "category": c.category,
-                    "severity": c.severity,
-                    "failed": c.failed,
-                    "checked": c.checked,
-                }
-                for c in self.checks
-            ],
-            "findings": [f.to_dict() for f in self.findings],
-        }
+        return issue_json(self.checks, (f.to_dict() for f in self.findings))
 
 
 @dataclass
