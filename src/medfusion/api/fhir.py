@@ -69,7 +69,7 @@ def _check_body(principal: Principal, body: bytes) -> None:
     """A patient may write only resources in their own compartment."""
     if principal.role == "patient" and not principal.unrestricted:
         resource = parse_json(body)
-        if not isinstance(resource, dict) or not authz.visible(principal, resource):
+        if not isinstance(resource, dict) or not authz.owned_by(resource, principal.patient_id or ""):
             raise ForbiddenError("a patient may write their own records only")
 
 
@@ -106,9 +106,10 @@ async def batch_or_transaction(request: Request) -> Response:
     entry.interaction = (
         "transaction" if isinstance(bundle, dict) and bundle.get("type") == "transaction" else "batch"
     )
-    authz.check_bundle(principal_of(request), bundle, repo_of(request), BundleEntryError)
+    principal = principal_of(request)
+    authz.check_bundle(principal, bundle, repo_of(request), BundleEntryError)
     request.scope["medfusion.authorized"] = True
-    report = bundles.process_bundle(repo_of(request), bundle=bundle)
+    report = bundles.process_bundle(repo_of(request), bundle=bundle, guard=authz.guard(principal))
     body = report.to_bundle(base_url(request))
     note_bundle_entities(request, body)
     return _bundle(body)
@@ -183,7 +184,8 @@ async def create(resource_type: str, request: Request) -> Response:
         repo_of(request),
         resource_type=resource_type,
         body=body,
-        if_none_exist=request.headers.get("if-none-exist"),
+        if_none_exist=authz.restrict_criteria(principal, resource_type, request.headers.get("if-none-exist")),
+        guard=authz.guard(principal),
     )
     return _written(outcome, request)
 
@@ -196,7 +198,7 @@ async def conditional_update(resource_type: str, request: Request) -> Response:
     body = await read_body(request)
     query = list(request.query_params.multi_items())
     outcome = records.conditional_update(
-        repo_of(request), resource_type=resource_type, query=query, body=body
+        repo_of(request), resource_type=resource_type, query=query, body=body, guard=authz.guard(principal)
     )
     return _written(outcome, request)
 

@@ -198,19 +198,44 @@ def export(
         False, "--date-shift", help="With --deidentify: shift dates per patient instead of keeping the year."
     ),
 ) -> None:
-    """Export current resources as Bulk Data NDJSON, one file per type."""
+    """Export current resources as Bulk Data NDJSON, one file per type (audited)."""
+    from medfusion.services.audit import audit_command
+    from medfusion.services.database import open_security
+
+    url = _database(db)
+    status = 500
+    try:
+        _export(out, types or None, since, url, deidentify, k, date_shift)
+        status = 200
+    except MedfusionError:
+        status = 400
+        raise
+    finally:
+        # Every export leaves an audit record, refused and failed ones included.
+        audit_command(
+            open_security(url),
+            interaction="export-deidentified" if deidentify else "export",
+            entities=types or ["*"],
+            status=status,
+        )
+
+
+def _export(
+    out: Path, types: list[str] | None, since: str | None, url: str, deidentify: bool, k: int | None,
+    date_shift: bool,
+) -> None:  # fmt: skip
     from medfusion.services.database import open_repository
     from medfusion.services.exporter import export_ndjson, parse_since
 
     if deidentify:
         if since is not None:
             raise InvalidRequestError("--since cannot be combined with --deidentify")
-        _export_deidentified(out, types or None, 5 if k is None else k, date_shift, _database(db))
+        _export_deidentified(out, types, 5 if k is None else k, date_shift, url)
         return
     if k is not None or date_shift:
         raise InvalidRequestError("--k and --date-shift need --deidentify")
     when = parse_since(since)
-    report = export_ndjson(open_repository(_database(db)), out=out, types=types or None, since=when)
+    report = export_ndjson(open_repository(url), out=out, types=types, since=when)
     table = Table(title=f"exported to {out}")
     table.add_column("file")
     table.add_column("resources", justify="right")
