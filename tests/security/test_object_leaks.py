@@ -154,3 +154,31 @@ def test_a_patient_writes_nothing_that_names_another_patient(secured: Secured) -
     # Their own appointment alone is fine.
     own = {**both, "participant": both["participant"][:1]}
     assert secured.client.post("/fhir/Appointment", json=own, headers=auth).status_code == 201
+
+
+def test_a_patients_404_does_not_tell_existing_deleted_or_absent_apart(secured: Secured) -> None:
+    gone = secured.client.put(
+        "/fhir/Observation/obs-gone",
+        json=observation("B", "obs-gone"),
+        headers=secured.auth("clinician", **FHIR),
+    )
+    assert gone.status_code == 201
+    assert (
+        secured.client.delete("/fhir/Observation/obs-gone", headers=secured.auth("clinician")).status_code
+        == 204
+    )
+    auth = secured.auth("patient-a")
+    answers = [
+        secured.client.get(path, headers=auth)
+        for path in (
+            "/fhir/Observation/obs-B",  # another patient's
+            "/fhir/Observation/obs-gone",  # another patient's, deleted
+            "/fhir/Observation/obs-Z",  # absent
+            "/fhir/Observation/obs-B/_history/1",
+            "/fhir/Observation/obs-Z/_history/1",
+            "/fhir/Observation/obs-gone/_history",
+            "/fhir/Observation/obs-Z/_history",
+        )
+    ]
+    assert {r.status_code for r in answers} == {404}
+    assert len({r.json()["issue"][0]["diagnostics"] for r in answers}) == 1

@@ -7,6 +7,9 @@ compartment, restricted labels) to what it returns.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -14,7 +17,7 @@ from medfusion.api.errors import FHIR_JSON
 from medfusion.api.http import base_url, read_body, repo_of, resource_response
 from medfusion.api.security import allow, audit_of, note_bundle_entities, principal_of
 from medfusion.config import get_settings
-from medfusion.errors import BundleEntryError, ForbiddenError, InvalidRequestError, NotFoundError
+from medfusion.errors import BundleEntryError, ForbiddenError, GoneError, InvalidRequestError, NotFoundError
 from medfusion.services import authz, bundles, records, search
 from medfusion.services.audit import AuditTrail
 from medfusion.services.capability import capability_statement
@@ -73,6 +76,21 @@ def _check_body(principal: Principal, body: bytes) -> None:
             raise ForbiddenError("a patient may write their own records only")
 
 
+@contextmanager
+def _uniform_404(principal: Principal) -> Iterator[None]:
+    """For a patient, absent, deleted and someone else's records all answer the same 404.
+
+    Otherwise a 410 for a deleted record, or a message naming the id, would tell them
+    apart from another patient's record (which answers 404 without naming it).
+    """
+    try:
+        yield
+    except (NotFoundError, GoneError):
+        if principal.role != "patient" or principal.unrestricted:
+            raise
+        raise NotFoundError(authz.NOT_KNOWN) from None
+
+
 # Read by id is the hottest route; ``create_app`` also mounts it as a plain Starlette route
 # in front of the router, so it takes the bare request. ``_history`` shares its shape.
 @router.get("/{resource_type}/{id}")
@@ -88,7 +106,8 @@ async def read(request: Request) -> Response:
         if found is None:
             raise NotFoundError(f"AuditEvent/{id} is not known")
         return resource_response(found)
-    stored = records.read(repo_of(request), resource_type=resource_type, id=id)
+    with _uniform_404(principal):
+        stored = records.read(repo_of(request), resource_type=resource_type, id=id)
     authz.check_visible(principal, stored.body)
     return resource_response(stored)
 
@@ -260,7 +279,7 @@ async def instance_history(resource_type: str, id: str, request: Request) -> Res
         with repo_of(request).begin_read() as tx:
             found = tx.read_current(resource_type, id)
         if found is None or found.deleted:
-            raise NotFoundError(f"{resource_type}/{id} is not known")
+            raise NotFoundError(authz.NOT_KNOWN)
         authz.check_visible(principal, found.body)
     params = list(request.query_params.multi_items())
     body = search.history(
@@ -272,7 +291,8 @@ async def instance_history(resource_type: str, id: str, request: Request) -> Res
 @router.get("/{resource_type}/{id}/_history/{version}")
 async def vread(resource_type: str, id: str, version: str, request: Request) -> Response:
     principal = allow(request, "vread", resource_type, id)
-    stored = records.vread(repo_of(request), resource_type=resource_type, id=id, version=version)
+    with _uniform_404(principal):
+        stored = records.vread(repo_of(request), resource_type=resource_type, id=id, version=version)
     authz.check_visible(principal, stored.body)
     return resource_response(stored)
 

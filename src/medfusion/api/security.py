@@ -160,7 +160,11 @@ class SecurityMiddleware:
             await denial(scope, receive, _with_request_id(send, entry.request_id))
             return
         await self._serve(
-            scope, _capped(receive, limit), send, entry, enforce=self.tokens is not None and not is_auth
+            scope,
+            _capped(receive, limit, entry),
+            send,
+            entry,
+            enforce=self.tokens is not None and not is_auth,
         )
 
     async def _serve(
@@ -205,10 +209,12 @@ class SecurityMiddleware:
                     trail.buffer(entry)
 
 
-def _capped(receive: Receive, limit: int) -> Receive:
+def _capped(receive: Receive, limit: int, entry: AuditEntry) -> Receive:
     """``receive`` that raises 413 once the body streamed in passes ``limit`` bytes.
 
     Every route's body is capped here, whatever reads it (a chunked body declares no length).
+    Once the response has started (``entry.status`` set) an error can no longer be sent, so
+    the request is ended as if the client had gone.
     """
     seen = 0
 
@@ -218,6 +224,8 @@ def _capped(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                if entry.status:
+                    return {"type": "http.disconnect"}
                 raise PayloadTooLargeError(f"the body exceeds the {limit}-byte limit")
         return message
 

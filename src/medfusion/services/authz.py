@@ -24,6 +24,7 @@ from medfusion.services.scopes import allows
 from medfusion.services.security import Principal
 
 __all__ = [
+    "NOT_KNOWN",
     "PERMISSION",
     "authorize",
     "check_bundle",
@@ -55,6 +56,8 @@ PERMISSION = {
     "export": "s",
     "export-deidentified": "s",
 }
+# A patient's one answer for a record they may not see, absent or deleted (no id named).
+NOT_KNOWN = "the resource is not known"
 _CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 _RESTRICTED = {"R", "V"}
 _PATIENT_PARAMS = {"patient", "subject", "beneficiary", "actor"}
@@ -201,7 +204,7 @@ def check_visible(principal: Principal, body: bytes | dict[str, Any]) -> None:
     if visible(principal, resource):
         return
     if principal.role == "patient":
-        raise NotFoundError("the resource is not known")
+        raise NotFoundError(NOT_KNOWN)
     raise ForbiddenError("the record is restricted; break the glass with a stated reason to open it")
 
 
