@@ -1,5 +1,5 @@
-"""Limits and rights that hold on every route: the body cap, scopes per interaction, and a
-patient's scheduling actions counted as the patient's own."""
+"""Limits and rights that hold on every route: the body cap, the ``_count`` cap, scopes per
+interaction, and a patient's scheduling actions counted as the patient's own."""
 
 from __future__ import annotations
 
@@ -125,3 +125,19 @@ def test_a_patients_cancellation_counts_as_the_patients_own(secured: Secured) ->
         n["kind"] for n in secured.client.get("/api/notifications", headers=secured.auth("clinician")).json()
     ]
     assert "staff-cancelled" in kinds
+
+
+def test_count_is_capped_everywhere(secured: Secured) -> None:
+    auth = secured.auth("admin")
+    with override_settings(max_page_size=1):
+        for path in (
+            "/fhir/Encounter?_count=1000",
+            "/fhir/Observation/_search?_count=1000",
+            "/fhir/_history?_count=1000",
+            "/fhir/AuditEvent?_count=1000",
+        ):
+            method = "POST" if "_search" in path else "GET"
+            headers = {**auth, **FORM} if method == "POST" else auth
+            bundle = secured.client.request(method, path, headers=headers).json()
+            # More than one matches each of these; the page holds the cap.
+            assert len(bundle.get("entry", [])) == 1, (path, bundle)

@@ -6,6 +6,7 @@ Commands are thin: they parse arguments, call one service and render with rich. 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -200,24 +201,19 @@ def export(
 ) -> None:
     """Export current resources as Bulk Data NDJSON, one file per type (audited)."""
     from medfusion.services.audit import audit_command
-    from medfusion.services.database import open_security
 
     url = _database(db)
-    status = 500
+    interaction = "export-deidentified" if deidentify else "export"
     try:
         _export(out, types or None, since, url, deidentify, k, date_shift)
-        status = 200
-    except MedfusionError:
-        status = 400
+    except BaseException as error:
+        # Refused and failed exports are audited too; if even that fails (the database is
+        # unreachable), the export's own error is the one to report.
+        with contextlib.suppress(Exception):
+            status = 400 if isinstance(error, MedfusionError) else 500
+            audit_command(url, interaction=interaction, entities=types or ["*"], status=status)
         raise
-    finally:
-        # Every export leaves an audit record, refused and failed ones included.
-        audit_command(
-            open_security(url),
-            interaction="export-deidentified" if deidentify else "export",
-            entities=types or ["*"],
-            status=status,
-        )
+    audit_command(url, interaction=interaction, entities=types or ["*"], status=200)
 
 
 def _export(

@@ -34,6 +34,7 @@ from medfusion.config import get_settings
 from medfusion.errors import InvalidRequestError
 from medfusion.fhir.bundle import searchset_bundle
 from medfusion.fhir.repository import StoredResource
+from medfusion.services.database import open_security
 from medfusion.services.security import Principal, audit_key
 from medfusion.store.security import AuditRow, SecurityStore
 
@@ -395,7 +396,7 @@ def _operator() -> Principal:
     return Principal("operator", name[:64], "operator", None, (), "", float("inf"))
 
 
-def audit_command(store: SecurityStore, *, interaction: str, entities: Sequence[str], status: int) -> None:
+def audit_command(url: str, *, interaction: str, entities: Sequence[str], status: int) -> None:
     """Record a command-line action on patient data (an export) in the audit trail.
 
     The API audits every request itself; commands that read the store directly call this.
@@ -403,6 +404,8 @@ def audit_command(store: SecurityStore, *, interaction: str, entities: Sequence[
 
     Parameters
     ----------
+    url
+        The database the command worked on (its audit trail is there).
     interaction
         What was done, e.g. ``export`` or ``export-deidentified`` (action E).
     entities
@@ -416,4 +419,8 @@ def audit_command(store: SecurityStore, *, interaction: str, entities: Sequence[
     for entity in entities:
         entry.add(entity)
     entry.status = status
-    AuditTrail(store).record(entry)
+    store = open_security(url)
+    try:
+        AuditTrail(store).record(entry)
+    finally:
+        store.close()
