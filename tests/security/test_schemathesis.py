@@ -24,7 +24,7 @@ from medfusion.store.engine import make_engine
 from medfusion.store.migrate import upgrade
 from medfusion.store.repository import SqlRepository
 
-from .conftest import Secured
+from .conftest import FHIR, Secured
 
 pytestmark = pytest.mark.auth
 
@@ -113,3 +113,36 @@ def test_schemathesis_every_operation(secured: Secured) -> None:
     assert len(operations) >= 30  # the whole surface, not a broken spec
     for operation in operations:
         _fuzz(secured, operation)
+
+
+@pytest.mark.parametrize(
+    ("who", "body"),
+    [
+        # Found by the fuzz: a Bundle entry whose request is not an object gave a 500.
+        ("clinician", {"resourceType": "Bundle", "type": "batch", "entry": [{"request": 5}]}),
+        ("clinician", {"resourceType": "Bundle", "type": "batch",
+                       "entry": [{"request": {"method": 5, "url": []}}]}),
+        ("clinician", {"resourceType": "Bundle", "type": "transaction", "entry": 5}),
+        ("patient-a", {"resourceType": "Bundle", "type": "batch", "entry": [{"request": "GET"}]}),
+        ("patient-a", {"resourceType": "Bundle", "type": "batch",
+                       "entry": [{"request": {"method": "POST", "url": "Appointment"},
+                                  "resource": {"resourceType": "Appointment", "participant": 5,
+                                               "meta": [1]}}]}),
+    ],
+)  # fmt: skip
+def test_malformed_bundles_are_refused_not_crashed_on(secured: Secured, who: str, body: object) -> None:
+    response = secured.client.post("/fhir", json=body, headers=secured.auth(who, **FHIR))
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["resourceType"] in ("OperationOutcome", "Bundle")
+
+
+def test_malformed_patient_writes_are_refused_not_crashed_on(secured: Secured) -> None:
+    for body in (
+        {"resourceType": "Appointment", "status": "proposed", "participant": 5},
+        {"resourceType": "Appointment", "status": "proposed", "meta": [1], "participant": []},
+        {"resourceType": "Appointment", "status": "proposed", "participant": [5, {"actor": 5}]},
+    ):
+        response = secured.client.post(
+            "/fhir/Appointment", json=body, headers=secured.auth("patient-a", **FHIR)
+        )
+        assert response.status_code == 403, response.text

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from medfusion.errors import ForbiddenError, InvalidRequestError, MedfusionError, NotFoundError
-from medfusion.fhir.repository import FhirRepository, StoredResource
+from medfusion.fhir.repository import FhirRepository, FhirTransaction, StoredResource
 from medfusion.fhir.search import search_param_types
 from medfusion.services.scopes import allows
 from medfusion.services.security import Principal
@@ -356,25 +356,34 @@ def check_bundle(
     One forbidden entry fails the whole request, so nothing is half-written. ``wrap``
     turns an entry's error into the error raised (naming the entry).
     """
-    if principal.unrestricted or not isinstance(bundle, dict):
-        return
-    for index, entry in enumerate(bundle.get("entry") or []):
-        if not isinstance(entry, dict):
-            continue
-        try:
-            interaction, resource_type, id, conditional = _entry_target(entry)
-            authorize(principal, interaction, resource_type)
-            if principal.role == "patient":
-                if conditional or interaction in ("search", "history-type"):
-                    raise ForbiddenError("a patient may not send searches or conditional writes in a Bundle")
-                resource = entry.get("resource")
-                if isinstance(resource, dict) and not owned_by(resource, principal.patient_id or ""):
-                    raise ForbiddenError("a patient may write their own records only")
-            if id is not None:
-                # Reads, writes and deletes by id: the caller must be allowed to see what is there.
-                with repo.begin_read() as tx:
-                    found = tx.read_current(resource_type, id)
-                if found is not None and not found.deleted:
-                    check_visible(principal, found.body)
-        except MedfusionError as error:
-            raise wrap(index, error) from None
+    if principal.unrestricted or not isinstance(bundle, dict) or not isinstance(bundle.get("entry"), list):
+        return  # nothing to authorize; processing refuses a Bundle without an entry array
+    with repo.begin_read() as tx:  # one snapshot for every entry's current record
+        for index, entry in enumerate(bundle["entry"]):
+            if isinstance(entry, dict):
+                _check_entry(principal, entry, tx, index, wrap)
+
+
+def _check_entry(
+    principal: Principal,
+    entry: dict[str, Any],
+    tx: FhirTransaction,
+    index: int,
+    wrap: Callable[[int, MedfusionError], MedfusionError],
+) -> None:
+    try:
+        interaction, resource_type, id, conditional = _entry_target(entry)
+        authorize(principal, interaction, resource_type)
+        if principal.role == "patient":
+            if conditional or interaction in ("search", "history-type"):
+                raise ForbiddenError("a patient may not send searches or conditional writes in a Bundle")
+            resource = entry.get("resource")
+            if isinstance(resource, dict) and not owned_by(resource, principal.patient_id or ""):
+                raise ForbiddenError("a patient may write their own records only")
+        if id is not None:
+            # Reads, writes and deletes by id: the caller must be allowed to see what is there.
+            found = tx.read_current(resource_type, id)
+            if found is not None and not found.deleted:
+                check_visible(principal, found.body)
+    except MedfusionError as error:
+        raise wrap(index, error) from None
