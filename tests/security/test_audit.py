@@ -246,3 +246,44 @@ def test_audit_search_filters_and_rejects_bad_parameters(secured: Secured) -> No
     admin = secured.auth("admin")
     for query in ("?_count=x", "?date=yesterday", "?date=ge-not-a-date", "?_offset=-1"):
         assert secured.client.get(f"/fhir/AuditEvent{query}", headers=admin).status_code == 400
+
+
+def test_command_line_exports_are_audited(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from medfusion.config import override_settings
+    from medfusion.services.database import open_repository, open_security
+
+    db = f"sqlite:///{tmp_path / 'exports.db'}"
+    repo = open_repository(db)
+    with repo.begin() as tx:
+        tx.write("Patient", "p1", {"resourceType": "Patient", "id": "p1", "gender": "female"},
+                 expected_version=None)  # fmt: skip
+    repo.close()
+    runner = CliRunner()
+    with override_settings(deid_key=SecretStr("audit-test-key-0123456789")):
+        plain = runner.invoke(cli, ["export", "--out", str(tmp_path / "a"), "--type", "Patient", "--db", db])
+        deid = runner.invoke(cli, ["export", "--deidentify", "--out", str(tmp_path / "b"), "--k", "1",
+                                   "--db", db])  # fmt: skip
+        refused = runner.invoke(cli, ["export", "--deidentify", "--out", str(tmp_path / "c"), "--k", "0",
+                                      "--db", db])  # fmt: skip
+    assert plain.exit_code == 0 and deid.exit_code == 0, (plain.output, deid.output)
+    assert refused.exit_code == 1
+    events = [orjson.loads(row.body) for row in open_security(db).audit_rows()]
+    assert [e["subtype"][0]["code"] for e in events] == [
+        "export",
+        "export-deidentified",
+        "export-deidentified",
+    ]
+    assert [e["outcome"] for e in events] == ["0", "0", "4"]
+    for event in events:
+        assert event["action"] == "E"
+        assert event["agent"][0]["who"]["identifier"]["value"].startswith("operator/")
+    assert {"what": {"type": "Patient"}} in events[0]["entity"]
+    code, output = _verify(db)
+    assert code == 0, output
+
+
+def _verify(db: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["audit", "verify", "--db", db])
+    return result.exit_code, result.output

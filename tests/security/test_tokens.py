@@ -207,3 +207,17 @@ def test_auth_routes_are_rate_limited_per_address(secured: Secured) -> None:
     assert codes[3].status_code == 429
     assert 1 <= int(codes[3].headers["retry-after"]) <= 60
     assert codes[3].json()["resourceType"] == "OperationOutcome"
+
+
+def test_revoking_a_refresh_token_ends_its_family(secured: Secured) -> None:
+    first = _login(secured, "clinician").json()  # type: ignore[attr-defined]
+    rotated = secured.client.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    ).json()
+    assert secured.client.post("/auth/revoke", data={"token": rotated["refresh_token"]}).status_code == 200
+    again = secured.client.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]}
+    )
+    assert again.status_code == 401
+    # Unknown and malformed tokens are accepted silently (RFC 7009) and change nothing.
+    assert secured.client.post("/auth/revoke", data={"token": "not-a-token"}).status_code == 200

@@ -17,6 +17,7 @@ from medfusion.api.export import router as export_router
 from medfusion.api.fhir import read as fhir_read
 from medfusion.api.fhir import router as fhir_router
 from medfusion.api.fhir import search_get as fhir_search
+from medfusion.api.openapi import install_openapi
 from medfusion.api.scheduling import router as scheduling_router
 from medfusion.api.security import RateLimiter, SecurityMiddleware, allow
 from medfusion.api.security import router as auth_router
@@ -99,6 +100,7 @@ def create_app(
     app.state.tokens = tokens
     app.state.trail = trail
     install_error_handlers(app)
+    install_openapi(app)
     limiter = RateLimiter(settings.auth_rate_limit, settings.auth_rate_window_seconds)
     app.add_middleware(SecurityMiddleware, tokens=tokens, trail=trail, limiter=limiter)
 

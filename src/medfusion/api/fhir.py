@@ -7,6 +7,9 @@ compartment, restricted labels) to what it returns.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -14,7 +17,7 @@ from medfusion.api.errors import FHIR_JSON
 from medfusion.api.http import base_url, read_body, repo_of, resource_response
 from medfusion.api.security import allow, audit_of, note_bundle_entities, principal_of
 from medfusion.config import get_settings
-from medfusion.errors import BundleEntryError, ForbiddenError, InvalidRequestError, NotFoundError
+from medfusion.errors import BundleEntryError, ForbiddenError, GoneError, InvalidRequestError, NotFoundError
 from medfusion.services import authz, bundles, records, search
 from medfusion.services.audit import AuditTrail
 from medfusion.services.capability import capability_statement
@@ -69,8 +72,23 @@ def _check_body(principal: Principal, body: bytes) -> None:
     """A patient may write only resources in their own compartment."""
     if principal.role == "patient" and not principal.unrestricted:
         resource = parse_json(body)
-        if not isinstance(resource, dict) or not authz.visible(principal, resource):
+        if not isinstance(resource, dict) or not authz.owned_by(resource, principal.patient_id or ""):
             raise ForbiddenError("a patient may write their own records only")
+
+
+@contextmanager
+def _uniform_404(principal: Principal) -> Iterator[None]:
+    """For a patient, absent, deleted and someone else's records all answer the same 404.
+
+    Otherwise a 410 for a deleted record, or a message naming the id, would tell them
+    apart from another patient's record (which answers 404 without naming it).
+    """
+    try:
+        yield
+    except (NotFoundError, GoneError):
+        if principal.role != "patient" or principal.unrestricted:
+            raise
+        raise NotFoundError(authz.NOT_KNOWN) from None
 
 
 # Read by id is the hottest route; ``create_app`` also mounts it as a plain Starlette route
@@ -88,7 +106,8 @@ async def read(request: Request) -> Response:
         if found is None:
             raise NotFoundError(f"AuditEvent/{id} is not known")
         return resource_response(found)
-    stored = records.read(repo_of(request), resource_type=resource_type, id=id)
+    with _uniform_404(principal):
+        stored = records.read(repo_of(request), resource_type=resource_type, id=id)
     authz.check_visible(principal, stored.body)
     return resource_response(stored)
 
@@ -106,9 +125,10 @@ async def batch_or_transaction(request: Request) -> Response:
     entry.interaction = (
         "transaction" if isinstance(bundle, dict) and bundle.get("type") == "transaction" else "batch"
     )
-    authz.check_bundle(principal_of(request), bundle, repo_of(request), BundleEntryError)
+    principal = principal_of(request)
+    authz.check_bundle(principal, bundle, repo_of(request), BundleEntryError)
     request.scope["medfusion.authorized"] = True
-    report = bundles.process_bundle(repo_of(request), bundle=bundle)
+    report = bundles.process_bundle(repo_of(request), bundle=bundle, guard=authz.guard(principal))
     body = report.to_bundle(base_url(request))
     note_bundle_entities(request, body)
     return _bundle(body)
@@ -183,7 +203,8 @@ async def create(resource_type: str, request: Request) -> Response:
         repo_of(request),
         resource_type=resource_type,
         body=body,
-        if_none_exist=request.headers.get("if-none-exist"),
+        if_none_exist=authz.restrict_criteria(principal, resource_type, request.headers.get("if-none-exist")),
+        guard=authz.guard(principal),
     )
     return _written(outcome, request)
 
@@ -196,7 +217,7 @@ async def conditional_update(resource_type: str, request: Request) -> Response:
     body = await read_body(request)
     query = list(request.query_params.multi_items())
     outcome = records.conditional_update(
-        repo_of(request), resource_type=resource_type, query=query, body=body
+        repo_of(request), resource_type=resource_type, query=query, body=body, guard=authz.guard(principal)
     )
     return _written(outcome, request)
 
@@ -258,7 +279,7 @@ async def instance_history(resource_type: str, id: str, request: Request) -> Res
         with repo_of(request).begin_read() as tx:
             found = tx.read_current(resource_type, id)
         if found is None or found.deleted:
-            raise NotFoundError(f"{resource_type}/{id} is not known")
+            raise NotFoundError(authz.NOT_KNOWN)
         authz.check_visible(principal, found.body)
     params = list(request.query_params.multi_items())
     body = search.history(
@@ -270,7 +291,8 @@ async def instance_history(resource_type: str, id: str, request: Request) -> Res
 @router.get("/{resource_type}/{id}/_history/{version}")
 async def vread(resource_type: str, id: str, version: str, request: Request) -> Response:
     principal = allow(request, "vread", resource_type, id)
-    stored = records.vread(repo_of(request), resource_type=resource_type, id=id, version=version)
+    with _uniform_404(principal):
+        stored = records.vread(repo_of(request), resource_type=resource_type, id=id, version=version)
     authz.check_visible(principal, stored.body)
     return resource_response(stored)
 

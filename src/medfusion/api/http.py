@@ -33,8 +33,8 @@ def repo_of(request: Request) -> FhirRepository:
 def acting_patient(request: Request) -> str | None:
     """``Patient/id`` when the caller is a patient acting for themself, else None (staff).
 
-    The seam for authentication: whatever authenticates a patient sets
-    ``request.state.acting_patient``; until then every caller counts as staff.
+    :func:`medfusion.api.security.allow` sets ``request.state.acting_patient`` for a
+    ``patient`` user's token; staff tokens (and authentication turned off) leave it unset.
     """
     value = getattr(request.state, "acting_patient", None)
     return value if isinstance(value, str) else None

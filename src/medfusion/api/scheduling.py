@@ -35,7 +35,9 @@ def _own_appointment(principal: Principal, body: object) -> None:
     """A patient books, holds and creates appointments for themselves only."""
     if principal.role != "patient" or principal.unrestricted:
         return
-    if not isinstance(body, dict) or not authz.visible(principal, {**body, "resourceType": "Appointment"}):
+    if not isinstance(body, dict) or not authz.owned_by(
+        {**body, "resourceType": "Appointment"}, principal.patient_id or ""
+    ):
         raise ForbiddenError("a patient may book appointments for themselves only")
 
 
@@ -232,7 +234,8 @@ async def create(request: Request) -> Response:
         repo_of(request),
         resource_type="Appointment",
         body=raw,
-        if_none_exist=request.headers.get("if-none-exist"),
+        if_none_exist=authz.restrict_criteria(principal, "Appointment", request.headers.get("if-none-exist")),
+        guard=authz.guard(principal),
     )
     return resource_response(
         outcome.stored,

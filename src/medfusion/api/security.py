@@ -28,10 +28,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from medfusion.api.errors import outcome_response
+from medfusion.config import get_settings
 from medfusion.errors import (
     ForbiddenError,
     InvalidRequestError,
     MedfusionError,
+    PayloadTooLargeError,
     TooManyRequestsError,
     UnauthorizedError,
     UnsupportedError,
@@ -147,13 +149,23 @@ class SecurityMiddleware:
                 entry.principal = self.tokens.principal(_bearer(headers.get(b"authorization", b"")))
             except UnauthorizedError as error:
                 denial = _error_response(error, {"WWW-Authenticate": 'Bearer realm="medfusion"'})
+        limit = get_settings().max_body_bytes
+        declared = headers.get(b"content-length", b"")
+        if denial is None and declared.isdigit() and int(declared) > limit:
+            denial = _error_response(PayloadTooLargeError(f"the body exceeds the {limit}-byte limit"))
         if denial is not None:
             entry.status = denial.status_code
             if self.trail is not None:
                 self.trail.buffer(entry)
             await denial(scope, receive, _with_request_id(send, entry.request_id))
             return
-        await self._serve(scope, receive, send, entry, enforce=self.tokens is not None and not is_auth)
+        await self._serve(
+            scope,
+            _capped(receive, limit, entry),
+            send,
+            entry,
+            enforce=self.tokens is not None and not is_auth,
+        )
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, entry: AuditEntry, *, enforce: bool
@@ -195,6 +207,29 @@ class SecurityMiddleware:
                     trail.checkpoint(*committed[-1])
                 else:
                     trail.buffer(entry)
+
+
+def _capped(receive: Receive, limit: int, entry: AuditEntry) -> Receive:
+    """``receive`` that raises 413 once the body streamed in passes ``limit`` bytes.
+
+    Every route's body is capped here, whatever reads it (a chunked body declares no length).
+    Once the response has started (``entry.status`` set) an error can no longer be sent, so
+    the request is ended as if the client had gone.
+    """
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                if entry.status:
+                    return {"type": "http.disconnect"}
+                raise PayloadTooLargeError(f"the body exceeds the {limit}-byte limit")
+        return message
+
+    return wrapped
 
 
 async def _no_body() -> Message:
@@ -247,6 +282,9 @@ def allow(
     principal = entry.principal or ANONYMOUS
     authz.authorize(principal, interaction, resource_type, aggregate=aggregate)
     request.scope["medfusion.authorized"] = True
+    if principal.role == "patient" and principal.patient_id and not principal.unrestricted:
+        # The scheduling rules for a patient acting for themself (``http.acting_patient``).
+        request.state.acting_patient = f"Patient/{principal.patient_id}"
     return principal
 
 
@@ -270,7 +308,7 @@ async def _form(request: Request) -> dict[str, str]:
         raise UnsupportedError("send the form as application/x-www-form-urlencoded")
     body = await request.body()
     if len(body) > 16_384:
-        raise InvalidRequestError("the form is too large")
+        raise PayloadTooLargeError("the form exceeds the 16384-byte limit")
     return dict(parse_query(body.decode("utf-8", errors="replace")))
 
 

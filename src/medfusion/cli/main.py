@@ -6,6 +6,7 @@ Commands are thin: they parse arguments, call one service and render with rich. 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -198,19 +199,39 @@ def export(
         False, "--date-shift", help="With --deidentify: shift dates per patient instead of keeping the year."
     ),
 ) -> None:
-    """Export current resources as Bulk Data NDJSON, one file per type."""
+    """Export current resources as Bulk Data NDJSON, one file per type (audited)."""
+    from medfusion.services.audit import audit_command
+
+    url = _database(db)
+    interaction = "export-deidentified" if deidentify else "export"
+    try:
+        _export(out, types or None, since, url, deidentify, k, date_shift)
+    except BaseException as error:
+        # Refused and failed exports are audited too; if even that fails (the database is
+        # unreachable), the export's own error is the one to report.
+        with contextlib.suppress(Exception):
+            status = 400 if isinstance(error, MedfusionError) else 500
+            audit_command(url, interaction=interaction, entities=types or ["*"], status=status)
+        raise
+    audit_command(url, interaction=interaction, entities=types or ["*"], status=200)
+
+
+def _export(
+    out: Path, types: list[str] | None, since: str | None, url: str, deidentify: bool, k: int | None,
+    date_shift: bool,
+) -> None:  # fmt: skip
     from medfusion.services.database import open_repository
     from medfusion.services.exporter import export_ndjson, parse_since
 
     if deidentify:
         if since is not None:
             raise InvalidRequestError("--since cannot be combined with --deidentify")
-        _export_deidentified(out, types or None, 5 if k is None else k, date_shift, _database(db))
+        _export_deidentified(out, types, 5 if k is None else k, date_shift, url)
         return
     if k is not None or date_shift:
         raise InvalidRequestError("--k and --date-shift need --deidentify")
     when = parse_since(since)
-    report = export_ndjson(open_repository(_database(db)), out=out, types=types or None, since=when)
+    report = export_ndjson(open_repository(url), out=out, types=types, since=when)
     table = Table(title=f"exported to {out}")
     table.add_column("file")
     table.add_column("resources", justify="right")

@@ -14,11 +14,13 @@ throughput; a crash can lose at most one unflushed batch of read records.
 from __future__ import annotations
 
 import fcntl
+import getpass
 import hashlib
 import hmac
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +34,7 @@ from medfusion.config import get_settings
 from medfusion.errors import InvalidRequestError
 from medfusion.fhir.bundle import searchset_bundle
 from medfusion.fhir.repository import StoredResource
+from medfusion.services.database import open_security
 from medfusion.services.security import Principal, audit_key
 from medfusion.store.security import AuditRow, SecurityStore
 
@@ -39,6 +42,7 @@ __all__ = [
     "AuditEntry",
     "AuditTrail",
     "VerifyReport",
+    "audit_command",
     "audit_event",
     "verify_trail",
 ]
@@ -286,6 +290,12 @@ class AuditTrail:
                 raise
             self.checkpoint(rows[-1]["seq"], rows[-1]["hash"])
 
+    def record(self, entry: AuditEntry) -> None:
+        """Append one record now (not buffered): for a command, which exits right after."""
+        with self._lock:
+            self._buffer.append((entry, datetime.now(UTC)))
+        self.flush()
+
     def checkpoint(self, count: int, head: str) -> None:
         """Advance the keyed checkpoint outside the database."""
         write_checkpoint(get_settings().audit_checkpoint_file, audit_key(), count, head)
@@ -375,3 +385,42 @@ def verify_trail(store: SecurityStore, *, key: bytes, checkpoint: Path) -> Verif
     if count and head_at.get(count) != head:
         return VerifyReport(rows, False, count, f"row {count} does not match the checkpoint")
     return VerifyReport(rows, True)
+
+
+def _operator() -> Principal:
+    """The person at the command line, as the operating system names them."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a bare container)
+        name = f"uid-{os.getuid()}"
+    return Principal("operator", name[:64], "operator", None, (), "", float("inf"))
+
+
+def audit_command(url: str, *, interaction: str, entities: Sequence[str], status: int) -> None:
+    """Record a command-line action on patient data (an export) in the audit trail.
+
+    The API audits every request itself; commands that read the store directly call this.
+    Nothing is written when auditing is turned off.
+
+    Parameters
+    ----------
+    url
+        The database the command worked on (its audit trail is there).
+    interaction
+        What was done, e.g. ``export`` or ``export-deidentified`` (action E).
+    entities
+        Resource types (or ``Type/id`` references) the command touched; never content.
+    status
+        200 when it succeeded, 400 for refused input, 500 when it failed.
+    """
+    if not get_settings().audit_enabled:
+        return
+    entry = AuditEntry(uuid.uuid4().hex, "localhost", "CLI", principal=_operator(), interaction=interaction)
+    for entity in entities:
+        entry.add(entity)
+    entry.status = status
+    store = open_security(url)
+    try:
+        AuditTrail(store).record(entry)
+    finally:
+        store.close()

@@ -13,22 +13,28 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
 from medfusion.errors import ForbiddenError, InvalidRequestError, MedfusionError, NotFoundError
-from medfusion.fhir.repository import FhirRepository
+from medfusion.fhir.repository import FhirRepository, FhirTransaction, StoredResource
 from medfusion.fhir.search import search_param_types
 from medfusion.services.scopes import allows
 from medfusion.services.security import Principal
 
 __all__ = [
+    "NOT_KNOWN",
     "PERMISSION",
     "authorize",
     "check_bundle",
     "check_visible",
     "filter_bundle",
+    "guard",
     "in_compartment",
+    "owned_by",
+    "readable",
+    "restrict_criteria",
     "restrict_search",
     "visible",
 ]
@@ -50,6 +56,8 @@ PERMISSION = {
     "export": "s",
     "export-deidentified": "s",
 }
+# A patient's one answer for a record they may not see, absent or deleted (no id named).
+NOT_KNOWN = "the resource is not known"
 _CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 _RESTRICTED = {"R", "V"}
 _PATIENT_PARAMS = {"patient", "subject", "beneficiary", "actor"}
@@ -128,7 +136,8 @@ def _references(resource: dict[str, Any]) -> list[str]:
         value = resource.get(key)
         if isinstance(value, dict) and isinstance(value.get("reference"), str):
             refs.append(value["reference"])
-    for participant in resource.get("participant") or []:
+    participants = resource.get("participant")
+    for participant in participants if isinstance(participants, list) else []:
         actor = participant.get("actor") if isinstance(participant, dict) else None
         if isinstance(actor, dict) and isinstance(actor.get("reference"), str):
             refs.append(actor["reference"])
@@ -146,9 +155,25 @@ def in_compartment(resource: dict[str, Any], patient_id: str) -> bool:
     return any(_is_patient_ref(ref, patient_id) for ref in _references(resource))
 
 
+def owned_by(resource: dict[str, Any], patient_id: str) -> bool:
+    """Whether ``resource`` is in ``patient_id``'s compartment and in no other patient's.
+
+    What a patient may write: an Appointment naming them and another patient is in both
+    compartments, and writing it would put a record into someone else's.
+    """
+    if not in_compartment(resource, patient_id):
+        return False
+    return all(
+        _is_patient_ref(ref, patient_id)
+        for ref in _references(resource)
+        if ref.split("/")[-2:-1] == ["Patient"]
+    )
+
+
 def _restricted(resource: dict[str, Any]) -> bool:
-    labels = (resource.get("meta") or {}).get("security") or []
-    return any(
+    meta = resource.get("meta")
+    labels = meta.get("security") if isinstance(meta, dict) else None
+    return isinstance(labels, list) and any(
         isinstance(label, dict)
         and label.get("system") == _CONFIDENTIALITY
         and label.get("code") in _RESTRICTED
@@ -179,7 +204,7 @@ def check_visible(principal: Principal, body: bytes | dict[str, Any]) -> None:
     if visible(principal, resource):
         return
     if principal.role == "patient":
-        raise NotFoundError("the resource is not known")
+        raise NotFoundError(NOT_KNOWN)
     raise ForbiddenError("the record is restricted; break the glass with a stated reason to open it")
 
 
@@ -205,34 +230,93 @@ def restrict_search(
     return [*params, ("patient", f"Patient/{own}")]
 
 
-def filter_bundle(principal: Principal, body: bytes) -> bytes:
-    """Drop every entry ``principal`` may not see from a Bundle (matches and includes)."""
-    if principal.unrestricted or (
-        principal.role != "patient" and (principal.break_glass or b'"security"' not in body)
-    ):
-        return body
-    bundle = orjson.loads(body)
+def _every_type_readable(principal: Principal) -> bool:
+    return any(
+        s.resource_type == "*" and ("r" in s.permissions or "s" in s.permissions) for s in principal.scopes
+    )
+
+
+def readable(principal: Principal, resource: dict[str, Any]) -> bool:
+    """Whether ``principal`` may see ``resource`` returned by a search, include or operation.
+
+    Visible (:func:`visible`) and of a type the token's scopes let it read or search: a
+    token for ``user/Patient.rs`` gets no Observation through ``_revinclude`` or
+    ``$everything``.
+    """
+    if principal.unrestricted:
+        return True
+    resource_type = str(resource.get("resourceType", ""))
+    if not (allows(principal.scopes, "r", resource_type) or allows(principal.scopes, "s", resource_type)):
+        return False
+    return visible(principal, resource)
+
+
+def _filter_entries(principal: Principal, bundle: dict[str, Any]) -> bool:
+    """Drop unreadable entries from a parsed Bundle in place; True when any was dropped."""
+    entries = bundle.get("entry") or []
     kept: list[dict[str, Any]] = []
     dropped = 0
-    for entry in bundle.get("entry") or []:
+    for entry in entries:
         resource = entry.get("resource")
-        if resource is None or visible(principal, resource):
+        if resource is None or readable(principal, resource):
             kept.append(entry)
         elif (entry.get("search") or {}).get("mode", "match") == "match":
             dropped += 1
-    if len(kept) == len(bundle.get("entry") or []):
-        return body
+    if len(kept) == len(entries):
+        return False
     bundle["entry"] = kept
     if isinstance(bundle.get("total"), int):
         bundle["total"] = max(bundle["total"] - dropped, 0)
-    return orjson.dumps(bundle)
+    return True
+
+
+def restrict_criteria(principal: Principal, resource_type: str, criteria: str | None) -> str | None:
+    """``If-None-Exist`` criteria held to a patient's compartment, like their searches.
+
+    Otherwise a conditional create would hand back the body of another patient's record
+    it matched.
+    """
+    if not criteria or principal.unrestricted or principal.role != "patient":
+        return criteria
+    return urlencode(
+        restrict_search(
+            principal,
+            resource_type,
+            parse_qsl(criteria.partition("?")[2] or criteria, keep_blank_values=True),
+        )
+    )
+
+
+def guard(principal: Principal) -> Callable[[StoredResource], None]:
+    """A check for a resource a conditional write found: the caller must be allowed to see it."""
+
+    def check(stored: StoredResource) -> None:
+        check_visible(principal, stored.body)
+
+    return check
+
+
+def filter_bundle(principal: Principal, body: bytes) -> bytes:
+    """Drop every entry ``principal`` may not see from a Bundle (matches and includes)."""
+    if principal.unrestricted or (
+        principal.role != "patient"
+        and (principal.break_glass or b'"security"' not in body)
+        and _every_type_readable(principal)
+    ):
+        return body  # the cheap path: nothing in the Bundle can be hidden from this caller
+    bundle = orjson.loads(body)
+    return orjson.dumps(bundle) if _filter_entries(principal, bundle) else body
 
 
 def _entry_target(entry: dict[str, Any]) -> tuple[str, str, str | None, bool]:
     """(interaction, resource type, id, conditional) of a Bundle entry's request."""
     request = entry.get("request") or {}
-    method = str(request.get("method", "")).upper()
-    url = str(request.get("url", ""))
+    if not isinstance(request, dict):
+        raise InvalidRequestError("the entry's request must be an object")
+    method, url = request.get("method", ""), request.get("url", "")
+    if not isinstance(method, str) or not isinstance(url, str):
+        raise InvalidRequestError("the entry's request.method and request.url must be strings")
+    method = method.upper()
     path, _, query = url.partition("?")
     parts = [p for p in path.split("/") if p]
     start = next((i for i, p in enumerate(parts) if p[:1].isupper()), None)
@@ -257,7 +341,8 @@ def _entry_target(entry: dict[str, Any]) -> tuple[str, str, str | None, bool]:
     interaction = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method)
     if interaction is None:
         raise InvalidRequestError("the entry's request.method is missing or unknown")
-    return interaction, resource_type, id, id is None and method != "POST"
+    if_none_exist = request.get("ifNoneExist")
+    return interaction, resource_type, id, (id is None and method != "POST") or bool(if_none_exist)
 
 
 def check_bundle(
@@ -271,26 +356,34 @@ def check_bundle(
     One forbidden entry fails the whole request, so nothing is half-written. ``wrap``
     turns an entry's error into the error raised (naming the entry).
     """
-    if principal.unrestricted or not isinstance(bundle, dict):
-        return
-    for index, entry in enumerate(bundle.get("entry") or []):
-        if not isinstance(entry, dict):
-            continue
-        try:
-            interaction, resource_type, id, conditional = _entry_target(entry)
-            authorize(principal, interaction, resource_type)
-            if principal.role != "patient":
-                continue
+    if principal.unrestricted or not isinstance(bundle, dict) or not isinstance(bundle.get("entry"), list):
+        return  # nothing to authorize; processing refuses a Bundle without an entry array
+    with repo.begin_read() as tx:  # one snapshot for every entry's current record
+        for index, entry in enumerate(bundle["entry"]):
+            if isinstance(entry, dict):
+                _check_entry(principal, entry, tx, index, wrap)
+
+
+def _check_entry(
+    principal: Principal,
+    entry: dict[str, Any],
+    tx: FhirTransaction,
+    index: int,
+    wrap: Callable[[int, MedfusionError], MedfusionError],
+) -> None:
+    try:
+        interaction, resource_type, id, conditional = _entry_target(entry)
+        authorize(principal, interaction, resource_type)
+        if principal.role == "patient":
             if conditional or interaction in ("search", "history-type"):
                 raise ForbiddenError("a patient may not send searches or conditional writes in a Bundle")
             resource = entry.get("resource")
-            if isinstance(resource, dict) and not visible(principal, resource):
+            if isinstance(resource, dict) and not owned_by(resource, principal.patient_id or ""):
                 raise ForbiddenError("a patient may write their own records only")
-            if id is not None:
-                current = repo.begin_read
-                with current() as tx:
-                    found = tx.read_current(resource_type, id)
-                if found is not None and not found.deleted:
-                    check_visible(principal, found.body)
-        except MedfusionError as error:
-            raise wrap(index, error) from None
+        if id is not None:
+            # Reads, writes and deletes by id: the caller must be allowed to see what is there.
+            found = tx.read_current(resource_type, id)
+            if found is not None and not found.deleted:
+                check_visible(principal, found.body)
+    except MedfusionError as error:
+        raise wrap(index, error) from None

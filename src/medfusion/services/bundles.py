@@ -161,6 +161,7 @@ def process_bundle(
     tx: FhirTransaction | None = None,
     prevalidated: bool = False,
     resolved: dict[str, str] | None = None,
+    guard: records.Guard | None = None,
 ) -> BundleReport:
     """Process a ``batch`` or ``transaction`` Bundle.
 
@@ -184,6 +185,10 @@ def process_bundle(
         A cache of conditional references and ``ifNoneExist`` criteria already resolved
         to ``Type/id``, shared across Bundles by the importer (whose Synthea-style files
         repeat the same practitioners). Entries are added only when a unit succeeds.
+    guard
+        Called with every resource a conditional entry (``ifNoneExist``, ``PUT
+        Type?criteria``) matched, before it is used; it may raise (an authorization check),
+        which fails that entry like any other error.
     """
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InvalidRequestError("the body must be a Bundle", expression=["Bundle"])
@@ -199,7 +204,9 @@ def process_bundle(
             if isinstance(entry, BundleEntryError):
                 raise entry
         with scope() as unit:
-            runner = _Transaction(unit, [e for e in entries if isinstance(e, _Entry)], keep_ids, resolved)
+            runner = _Transaction(
+                unit, [e for e in entries if isinstance(e, _Entry)], keep_ids, resolved, guard
+            )
             results = runner.run()
         if resolved is not None:
             resolved.update(runner.learned)
@@ -211,7 +218,7 @@ def process_bundle(
             continue
         try:
             with scope() as unit:
-                report.results.extend(_Transaction(unit, [entry], keep_ids).run())
+                report.results.extend(_Transaction(unit, [entry], keep_ids, guard=guard).run())
         except BundleEntryError as error:
             report.results.append(_failure(error.cause))
     return report
@@ -230,8 +237,10 @@ class _Transaction:
         entries: list[_Entry],
         keep_ids: bool,
         resolved: dict[str, str] | None = None,
+        guard: records.Guard | None = None,
     ) -> None:
         self.tx = tx
+        self.check_match = guard
         self.entries = entries
         self.keep_ids = keep_ids
         self.known = resolved or {}
@@ -277,6 +286,8 @@ class _Transaction:
                 if len(matches) > 1:
                     raise MultipleMatchesError("ifNoneExist criteria match more than one resource")
                 if matches:
+                    if self.check_match is not None:
+                        self.check_match(matches[0])
                     entry.id = matches[0].id
                     self.results[entry.index] = EntryResult("200 OK", matches[0])
             if entry.id is None:
@@ -289,6 +300,8 @@ class _Transaction:
             matches = records.find_matches_in(self.tx, entry.resource_type, entry.query)
             if len(matches) > 1:
                 raise MultipleMatchesError("conditional update criteria match more than one resource")
+            if matches and self.check_match is not None:
+                self.check_match(matches[0])
             assert entry.resource is not None
             entry.id = matches[0].id if matches else entry.resource.get("id") or records.new_id()
             entry.resource = {**entry.resource, "id": entry.id}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,8 @@ __all__ = [
     "vread",
 ]
 
+# Checks a found resource before a conditional write uses it (an authorization hook).
+Guard = Callable[[StoredResource], None]
 _ETAG = re.compile(r'^(?:W/)?"?([0-9]+)"?$')
 
 
@@ -139,13 +142,25 @@ def delete_in(tx: FhirTransaction, resource_type: str, id: str) -> None:
 
 
 def create(
-    repo: FhirRepository, *, resource_type: str, body: bytes, if_none_exist: str | None = None
+    repo: FhirRepository,
+    *,
+    resource_type: str,
+    body: bytes,
+    if_none_exist: str | None = None,
+    guard: Guard | None = None,
 ) -> WriteOutcome:
-    """Create a resource from a request body (``POST [type]``)."""
+    """Create a resource from a request body (``POST [type]``).
+
+    ``guard`` is called with the resource an ``If-None-Exist`` search found before it is
+    returned, and may raise (the caller must be allowed to see it).
+    """
     check_type(resource_type)
     resource = parse_resource(body, expected_type=resource_type)
     with repo.begin() as tx:
-        return create_in(tx, resource_type, resource, if_none_exist=if_none_exist)
+        outcome = create_in(tx, resource_type, resource, if_none_exist=if_none_exist)
+        if guard is not None and not outcome.created:
+            guard(outcome.stored)
+        return outcome
 
 
 def read(repo: FhirRepository, *, resource_type: str, id: str) -> StoredResource:
@@ -175,9 +190,17 @@ def update(
 
 
 def conditional_update(
-    repo: FhirRepository, *, resource_type: str, query: list[tuple[str, str]], body: bytes
+    repo: FhirRepository,
+    *,
+    resource_type: str,
+    query: list[tuple[str, str]],
+    body: bytes,
+    guard: Guard | None = None,
 ) -> WriteOutcome:
-    """``PUT [type]?criteria``: update the one match, create when none, 412 when several."""
+    """``PUT [type]?criteria``: update the one match, create when none, 412 when several.
+
+    ``guard`` is called with the match before it is overwritten, and may raise.
+    """
     check_type(resource_type)
     resource = parse_resource(body, expected_type=resource_type)
     with repo.begin() as tx:
@@ -186,6 +209,8 @@ def conditional_update(
             raise MultipleMatchesError("the conditional update criteria match more than one resource")
         if matches:
             target = matches[0]
+            if guard is not None:
+                guard(target)
             if resource.get("id", target.id) != target.id:
                 raise InvalidRequestError(
                     "the resource id differs from the matched resource",
