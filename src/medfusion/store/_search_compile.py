@@ -392,6 +392,10 @@ class SearchCompiler:
             conditions.insert(0, resource.c.res_type == res_type)
         special = {i for i, c in enumerate(criteria) if c.name in ("_id", "_lastUpdated")}
         probes = [i for i in range(len(criteria)) if i not in special and i != driver]
+        if driver is not None and driver == token and patient is not None:
+            # The driver's rows are narrowed to the patient (``idx_token.patient`` holds
+            # exactly the resource's ``patient`` references), so probing it again is moot.
+            probes.remove(patient)
         conditions.extend(self._special(i) for i in sorted(special))
         if driver is not None:
             conditions.append(self._driver(driver, probes, patient if driver == token else None))
