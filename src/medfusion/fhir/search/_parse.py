@@ -42,6 +42,8 @@ def _bad(name: str, value: str, what: str) -> InvalidRequestError:
 
 def _split(value: str, separator: str) -> list[str]:
     """Split on unescaped ``separator``; ``\\`` escapes ``,``, ``|``, ``$`` and itself."""
+    if "\\" not in value:
+        return value.split(separator)  # the usual case, at C speed
     parts: list[str] = []
     current: list[str] = []
     chars = iter(value)
@@ -62,6 +64,8 @@ def _split(value: str, separator: str) -> list[str]:
 
 
 def _unescape(value: str) -> str:
+    if "\\" not in value:
+        return value
     return re.sub(r"\\([,|$\\])", r"\1", value)
 
 
