@@ -11,7 +11,7 @@ from typing import Literal
 
 __all__ = ["CATALOGUE", "CATALOGUE_VERSION", "DEFAULT_ELEMENTS", "Check"]
 
-CATALOGUE_VERSION = "2027.01"
+CATALOGUE_VERSION = "2027.02"
 
 Category = Literal["conformance", "completeness", "plausibility"]
 Severity = Literal["error", "warning"]

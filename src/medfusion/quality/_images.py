@@ -315,4 +315,7 @@ def check_images(
             "modalities": dict(Counter(o.modality or "unknown" for o in dicom if o.readable)),
             "frames": len(frames),
         }
-    return tally.report("image", len(images), summary)
+    # DICOM files without frames (non-image objects, unreadable files) are items too.
+    framed = {id(obj) for obj, _, _ in dicom_frames(dicom)}
+    unframed = sum(id(obj) not in framed for obj in dicom)
+    return tally.report("image", len(images) + unframed, summary)
