@@ -11,6 +11,7 @@ from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
+    JPEGLSLossless,
     MRImageStorage,
     RTPlanStorage,
     UltrasoundImageStorage,
@@ -84,7 +85,8 @@ def write_dicom(
     for name in drop:
         delattr(ds, name)
     if syntax != ExplicitVRLittleEndian:
-        # Pretend-compressed: encapsulation is what a JPEG 2000 file looks like to a reader.
+        # Encapsulated fragments with a codestream header: compressed data to a reader (the
+        # frame's bytes are not a valid image; only the syntax decides which decoder is asked).
         from pydicom.encaps import encapsulate
 
         ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 60])
@@ -93,4 +95,4 @@ def write_dicom(
     return path
 
 
-__all__ = ["JPEG2000Lossless", "texture", "write_dicom"]
+__all__ = ["JPEG2000Lossless", "JPEGLSLossless", "texture", "write_dicom"]

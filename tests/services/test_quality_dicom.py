@@ -9,7 +9,7 @@ import pytest
 
 from medfusion.quality import ItemReport, check_images, load_config
 from medfusion.services._quality_inputs import input_kind, read_images
-from tests.services.dicom_cases import JPEG2000Lossless, texture, write_dicom
+from tests.services.dicom_cases import JPEG2000Lossless, JPEGLSLossless, texture, write_dicom
 
 DICOM_CHECKS = {"dicom_pixel_data", "dicom_header", "dicom_shape", "dicom_hounsfield", "dicom_duplicate_uid"}
 
@@ -66,14 +66,18 @@ def test_non_image_objects_and_unreadable_files_are_findings(tmp_path: Path) -> 
     write_dicom(tmp_path / "good.dcm", texture(), modality="MR")
     write_dicom(tmp_path / "plan.dcm", None, modality="RTPLAN")
     (tmp_path / "junk.dcm").write_bytes(b"DICM" + b"\x01" * 40)
+    # JPEG-LS needs pylibjpeg-libjpeg, GDCM or pyjpegls, none of which medfusion ships.
+    write_dicom(tmp_path / "jls.dcm", texture(), modality="MR", syntax=JPEGLSLossless)
+    # JPEG 2000: Pillow may decode it where built with OpenJPEG, but this codestream is broken.
     write_dicom(tmp_path / "j2k.dcm", texture(), modality="MR", syntax=JPEG2000Lossless)
     report = _check(tmp_path)
     pixel = {f.row: f for f in report.findings if f.check == "dicom_pixel_data"}
-    assert set(pixel) == {"plan.dcm", "junk.dcm", "j2k.dcm"}
+    assert set(pixel) == {"plan.dcm", "junk.dcm", "jls.dcm", "j2k.dcm"}
     assert pixel["plan.dcm"].value == {"sop_class": "RT Plan Storage", "modality": "RTPLAN"}
     assert "no pixel data" in pixel["plan.dcm"].message
     assert "not a readable DICOM file" in pixel["junk.dcm"].message
-    assert "pylibjpeg" in pixel["j2k.dcm"].message and "JPEG 2000" in pixel["j2k.dcm"].message
+    assert "pylibjpeg" in pixel["jls.dcm"].message and "JPEG-LS" in pixel["jls.dcm"].message
+    assert "JPEG 2000" in pixel["j2k.dcm"].message and "cannot be decoded" in pixel["j2k.dcm"].message
     # The non-image plan does not need Rows / Columns; nothing else fails for it.
     assert {f.check for f in report.findings if f.row == "plan.dcm"} == {"dicom_pixel_data"}
     assert not report.passed

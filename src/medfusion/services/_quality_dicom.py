@@ -152,10 +152,17 @@ def _pixels(ds: Any, facts: dict[str, Any]) -> tuple[np.ndarray | None, str | No
     try:
         return np.asarray(ds.pixel_array), None
     except Exception as error:  # decoder plugins raise many kinds; each is a finding
-        if syntax is not None and getattr(syntax, "is_compressed", False):
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        compressed = syntax is not None and getattr(syntax, "is_compressed", False)
+        if compressed and "missing dependencies" in str(error):
             return None, (
                 f"compressed pixel data ({getattr(syntax, 'name', syntax)}) cannot be decoded "
                 "without pylibjpeg or GDCM, which medfusion does not ship; decompress the file "
                 "first (e.g. dcmdjpeg, gdcmconv --raw)"
             )
-        return None, f"pixel data cannot be decoded ({type(error).__name__}: {error})"
+        if compressed:
+            return (
+                None,
+                f"compressed pixel data ({getattr(syntax, 'name', syntax)}) cannot be decoded: {reason}",
+            )
+        return None, f"pixel data cannot be decoded ({type(error).__name__}: {reason})"
