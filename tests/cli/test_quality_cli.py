@@ -55,7 +55,7 @@ def test_json_line_shape_and_exit_code_on_errors(tmp_path: Path) -> None:
     assert checks["value_type"]["failed"] == 2 and checks["plausible_range"]["severity"] == "error"
     # The report file keeps the richer per-column form, with its catalogue version.
     saved = json.loads((tmp_path / "o" / "quality.json").read_text())
-    assert saved["catalogue_version"] == "2027.01" and saved["passed"] is False
+    assert saved["catalogue_version"] == "2027.02" and saved["passed"] is False
 
 
 def test_warnings_alone_exit_zero(tmp_path: Path) -> None:

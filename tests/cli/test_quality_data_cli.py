@@ -177,7 +177,6 @@ def test_ucr_pair_reads_its_sibling_split(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("scan.dcm", b"DICM", "DICOM input is not supported"),
         ("notes.xyz", b"abc", "unsupported input notes.xyz"),
         ("empty.npz", b"", "is empty"),
         ("broken.npz", b"not a zip", "not a readable .npz"),
@@ -193,6 +192,32 @@ def test_unsupported_or_unreadable_input_is_one_line(
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_dicom_folder_and_file_through_the_command(tmp_path: Path) -> None:
+    from tests.services.dicom_cases import texture, write_dicom
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for seed in range(3):
+        write_dicom(folder / f"ct{seed}.dcm", texture(seed=seed), modality="CT", slope=1.0, intercept=-1024.0)
+    write_dicom(folder / "plan.dcm", None, modality="RTPLAN")
+    (folder / "broken.dcm").write_bytes(b"DICM")
+    code, document, output = _run(folder, tmp_path / "o")
+    assert code == 1, output
+    assert {(f["check"], f["row"]) for f in document["findings"]} == {
+        ("dicom_pixel_data", "plan.dcm"),
+        ("dicom_pixel_data", "broken.dcm"),
+    }
+    checks = {c["name"]: c for c in document["checks"]}
+    assert checks["dicom_hounsfield"] == {
+        "name": "dicom_hounsfield", "category": "plausibility", "severity": "error", "failed": 0, "checked": 3
+    }  # fmt: skip
+    written = json.loads((tmp_path / "o" / "quality.json").read_text())
+    assert written["kind"] == "images" and written["summary"]["dicom"]["files"] == 5
+    assert "dicom_pixel_data" in (tmp_path / "o" / "quality.html").read_text()
+    code, document, output = _run(folder / "ct0.dcm", tmp_path / "one")
+    assert code == 0 and document["findings"] == [], output
 
 
 def test_a_folder_of_nothing_checkable_is_one_line(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from medfusion.quality._config import (
     label_text,
     load_config,
 )
+from medfusion.quality._dicom import DICOM_REQUIRED, DicomObject
 from medfusion.quality._fhir import RecordFinding, StoreChecker, StoreReport, check_resource, check_resources
 from medfusion.quality._images import ImageItem, check_images
 from medfusion.quality._items import ItemReport
@@ -35,10 +36,12 @@ __all__ = [
     "CATALOGUE",
     "CATALOGUE_VERSION",
     "DEFAULT_COLUMNS",
+    "DICOM_REQUIRED",
     "VARIABLES",
     "Check",
     "CheckResult",
     "ColumnSpec",
+    "DicomObject",
     "Finding",
     "ImageItem",
     "ImageSettings",

@@ -11,11 +11,11 @@ from typing import Literal
 
 __all__ = ["CATALOGUE", "CATALOGUE_VERSION", "DEFAULT_ELEMENTS", "Check"]
 
-CATALOGUE_VERSION = "2027.01"
+CATALOGUE_VERSION = "2027.02"
 
 Category = Literal["conformance", "completeness", "plausibility"]
 Severity = Literal["error", "warning"]
-Scope = Literal["table", "store", "image", "series", "labels"]
+Scope = Literal["table", "store", "image", "dicom", "series", "labels"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class Check:
     scope
         ``"table"`` for checks over a table (``--data``), ``"store"`` for checks over FHIR
         resources (the record store and ``import --quality``), ``"image"`` for image files,
+        ``"dicom"`` for DICOM files (besides the image checks on their frames),
         ``"series"`` for series files and folders, ``"labels"`` for the label and split
         checks both of these run.
     """
@@ -210,6 +211,53 @@ CATALOGUE: dict[str, Check] = {
             "images whose mean or spread of intensity lies more than images.outlier_z robust "
             "standard deviations (median / MAD) from the set's",
             scope="image",
+        ),
+        # Over DICOM files (besides the image checks above on every frame).
+        Check(
+            "dicom_pixel_data",
+            "conformance",
+            "error",
+            0.0,
+            "each file is readable DICOM with pixel data that decodes without extra decoders "
+            "(non-image objects such as RT plans, structured reports and waveforms, and "
+            "compressed pixel data needing pylibjpeg / GDCM, are findings naming the SOP class)",
+            scope="dicom",
+        ),
+        Check(
+            "dicom_header",
+            "completeness",
+            "error",
+            0.0,
+            "required elements carry a value: SOPInstanceUID, StudyInstanceUID, "
+            "SeriesInstanceUID, Modality, and Rows / Columns for objects with pixel data",
+            scope="dicom",
+        ),
+        Check(
+            "dicom_shape",
+            "conformance",
+            "error",
+            0.0,
+            "Pixel Data length and the decoded array agree with Rows, Columns, "
+            "NumberOfFrames and SamplesPerPixel",
+            scope="dicom",
+        ),
+        Check(
+            "dicom_hounsfield",
+            "plausibility",
+            "error",
+            0.0,
+            "CT pixels after RescaleSlope / RescaleIntercept within images.hounsfield "
+            "(-1024..3071 HU; PixelPaddingValue pixels left out), more than "
+            "images.hounsfield_share of a file's pixels outside flags it",
+            scope="dicom",
+        ),
+        Check(
+            "dicom_duplicate_uid",
+            "plausibility",
+            "error",
+            0.0,
+            "a SOPInstanceUID carried by more than one file",
+            scope="dicom",
         ),
         # Over series: PhysioNet-2012 stay folders / archives and UCR .tsv files.
         Check(

@@ -37,6 +37,11 @@ class ImageSettings:
         ``image_saturation`` flags it.
     outlier_z
         Robust z-score (median / 1.4826 MAD) beyond which ``image_intensity`` flags an image.
+    hounsfield
+        Plausible CT values ``(low, high)`` in HU after rescaling (``dicom_hounsfield``).
+    hounsfield_share
+        Share of a CT file's pixels that may lie outside ``hounsfield`` (the tolerance for
+        metal, calibration drift and unmarked padding) before it is flagged.
     """
 
     dtype: str | None = None
@@ -44,6 +49,8 @@ class ImageSettings:
     channels: int | None = None
     saturated_share: float = 0.5
     outlier_z: float = 5.0
+    hounsfield: tuple[float, float] = (-1024.0, 3071.0)
+    hounsfield_share: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -228,7 +235,7 @@ def _positive(path: Path, where: str, value: Any, *, integer: bool = False) -> f
 def _images(path: Path, raw: Any) -> ImageSettings:
     if not isinstance(raw, dict):
         raise _fail(path, "'images' must be a table")
-    allowed = {"dtype", "shape", "channels", "saturated_share", "outlier_z"}
+    allowed = {"dtype", "shape", "channels", "saturated_share", "outlier_z", "hounsfield", "hounsfield_share"}
     if set(raw) - allowed:
         raise _fail(path, f"images may set only {sorted(allowed)}; got {sorted(set(raw) - allowed)}")
     settings = ImageSettings()
@@ -255,6 +262,19 @@ def _images(path: Path, raw: Any) -> ImageSettings:
         settings = replace(settings, saturated_share=share)
     if "outlier_z" in raw:
         settings = replace(settings, outlier_z=_positive(path, "images.outlier_z", raw["outlier_z"]))
+    if "hounsfield" in raw:
+        bounds = raw["hounsfield"]
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise _fail(path, f"images.hounsfield must be [low, high], got {bounds!r}")
+        low, high = (_number(path, "images.hounsfield[]", v) for v in bounds)
+        if low >= high:
+            raise _fail(path, f"images.hounsfield: low {low:g} is not below high {high:g}")
+        settings = replace(settings, hounsfield=(low, high))
+    if "hounsfield_share" in raw:
+        share = _number(path, "images.hounsfield_share", raw["hounsfield_share"])
+        if not 0.0 <= share <= 1.0:
+            raise _fail(path, f"images.hounsfield_share must be in [0, 1], got {share}")
+        settings = replace(settings, hounsfield_share=share)
     return settings
 
 

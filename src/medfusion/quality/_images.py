@@ -1,7 +1,9 @@
 """Image checks: conformance, completeness and plausibility of image sets (numpy only).
 
-The checks take images as arrays, already read (the service reads ``.npz``, ``.npy`` and
-PNG files); an image that could not be read arrives with the reason instead of pixels.
+The checks take images as arrays, already read (the service reads ``.npz``, ``.npy``, PNG
+and DICOM files); an image that could not be read arrives with the reason instead of pixels.
+DICOM objects arrive as :class:`~medfusion.quality.DicomObject` s: their own checks run in
+:mod:`medfusion.quality._dicom` and their frames join the pixel checks here.
 An image is ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with ``C`` in 1, 3 or 4.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medfusion.quality._config import QualityConfig
+from medfusion.quality._dicom import DicomObject, check_dicom, dicom_frames
 from medfusion.quality._items import (
     ItemReport,
     LabelledItem,
@@ -48,6 +51,9 @@ class ImageItem:
         Its label (``None``: none); a scalar, a class name or a multi-label vector.
     split
         ``train``, ``val``, ``test`` or ``""``.
+    top
+        The top of its stored range when the format says (DICOM BitsStored: 4095 for 12
+        bits in a 16-bit array); ``None``: the dtype's (see ``image_saturation``).
     """
 
     row: int | str
@@ -56,6 +62,7 @@ class ImageItem:
     missing: bool = False
     label: object = None
     split: str = ""
+    top: float | None = None
 
 
 @dataclass(frozen=True)
@@ -164,10 +171,11 @@ def _top(fit: list[tuple[ImageItem, np.ndarray]]) -> float:
 def _pixel_checks(tally: Tally, fit: list[tuple[ImageItem, np.ndarray]]) -> None:
     if not fit:
         return
-    top = _top(fit)
+    set_top = _top(fit)
     settings = tally.config.images
-    varied: list[_Stats] = []
+    varied: list[tuple[_Stats, float]] = []
     for item, hwc in fit:
+        top = item.top if item.top is not None else set_top
         values = hwc.astype(np.float64, copy=False)
         low, high = float(values.min()), float(values.max())
         tally.checked("image_constant")
@@ -184,17 +192,20 @@ def _pixel_checks(tally: Tally, fit: list[tuple[ImageItem, np.ndarray]]) -> None
             )
             continue
         varied.append(
-            _Stats(
-                item.row,
-                float((values >= top).mean()),
-                float((values <= 0).mean()),
-                float(values.mean()),
-                float(values.std()),
-                low,
-                high,
+            (
+                _Stats(
+                    item.row,
+                    float((values >= top).mean()),
+                    float((values <= 0).mean()),
+                    float(values.mean()),
+                    float(values.std()),
+                    low,
+                    high,
+                ),
+                top,
             )
         )
-    for stats in varied:
+    for stats, top in varied:
         tally.checked("image_saturation")
         if stats.top_share > settings.saturated_share:
             tally.fail(
@@ -212,9 +223,9 @@ def _pixel_checks(tally: Tally, fit: list[tuple[ImageItem, np.ndarray]]) -> None
                 round(stats.zero_share, 4),
                 f"{stats.zero_share:.1%} of pixels are 0: mostly black",
             )
-    means = robust_z(np.array([s.mean for s in varied]))
-    spreads = robust_z(np.array([s.spread for s in varied]))
-    for stats, z_mean, z_spread in zip(varied, means, spreads, strict=True):
+    means = robust_z(np.array([s.mean for s, _ in varied]))
+    spreads = robust_z(np.array([s.spread for s, _ in varied]))
+    for (stats, _), z_mean, z_spread in zip(varied, means, spreads, strict=True):
         tally.checked("image_intensity")
         if abs(z_mean) > settings.outlier_z:
             side = "bright" if z_mean > 0 else "dark"
@@ -250,7 +261,11 @@ def _is_number(label: object) -> bool:
 
 
 def check_images(
-    images: Sequence[ImageItem], config: QualityConfig | None = None, *, labelled: bool
+    images: Sequence[ImageItem],
+    config: QualityConfig | None = None,
+    *,
+    labelled: bool,
+    dicom: Sequence[DicomObject] = (),
 ) -> ItemReport:
     """Run the image and label checks of the catalogue over a set of images.
 
@@ -262,14 +277,25 @@ def check_images(
         The configured catalogue (``images`` sets expectations and limits).
     labelled
         Whether the input carries labels at all; an unlabelled set skips the label checks.
+    dicom
+        DICOM objects (files) of the input: the ``dicom_*`` checks run over them (and are
+        left out of the report without any), and every frame of those with pixels joins
+        the image checks as an image of its own (row ``name.dcm#2`` for frame 2).
 
     Returns
     -------
     ItemReport
-        ``row`` of a finding is the image's row, ``column`` ``"pixels"`` or ``"label"``.
+        ``row`` of a finding is the image's row, ``column`` ``"pixels"``, ``"label"`` or a
+        DICOM element.
     """
     config = config or QualityConfig()
-    tally = Tally(config, ("image", "labels"))
+    tally = Tally(config, ("image", "labels", "dicom") if dicom else ("image", "labels"))
+    check_dicom(tally, dicom)
+    frames = [
+        ImageItem(row, frame, label=obj.label, split=obj.split, top=obj.top)
+        for obj, row, frame in dicom_frames(dicom)
+    ]
+    images = [*images, *frames]
     fit = _conformance(tally, images)
     _pixel_checks(tally, fit)
     keys = {id(item): digest(hwc) for item, hwc in fit}
@@ -278,5 +304,18 @@ def check_images(
     counts = check_labels_and_splits(tally, items, labelled=labelled, numeric_labels=numeric)
     sizes = Counter(f"{a.shape[0]}x{a.shape[1]}x{a.shape[2]} {a.dtype}" for _, a in fit)
     splits = Counter(i.split or "all" for i in images)
-    summary = {"splits": dict(splits), "formats": dict(sizes.most_common(5)), "labels": counts}
-    return tally.report("image", len(images), summary)
+    summary: dict[str, object] = {
+        "splits": dict(splits),
+        "formats": dict(sizes.most_common(5)),
+        "labels": counts,
+    }
+    if dicom:
+        summary["dicom"] = {
+            "files": len(dicom),
+            "modalities": dict(Counter(o.modality or "unknown" for o in dicom if o.readable)),
+            "frames": len(frames),
+        }
+    # DICOM files without frames (non-image objects, unreadable files) are items too.
+    framed = {id(obj) for obj, _, _ in dicom_frames(dicom)}
+    unframed = sum(id(obj) not in framed for obj in dicom)
+    return tally.report("image", len(images) + unframed, summary)

@@ -1,9 +1,10 @@
 """Read what ``medfusion quality check --data PATH`` checks: the kind of input, then its items.
 
 Tables go through :func:`medfusion.ml.read_table`; series through the sequence readers of
-:mod:`medfusion.ml` (stay files and UCR tables, parsed but not judged); images are read
-here, tolerantly: an image that cannot be read becomes a finding, not an error, so one bad
-file does not hide the state of the rest.
+:mod:`medfusion.ml` (stay files and UCR tables, parsed but not judged); images (numpy,
+Pillow) and DICOM files (pydicom, see ``_quality_dicom``) are read here, tolerantly: an
+image that cannot be read becomes a finding, not an error, so one bad file does not hide
+the state of the rest.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -18,29 +20,23 @@ import numpy as np
 
 from medfusion.errors import DataError
 from medfusion.ml import read_ucr_table, stay_files, stay_observations
-from medfusion.quality import ImageItem, RegularSeries, Stay
+from medfusion.quality import DicomObject, ImageItem, RegularSeries, Stay
+from medfusion.services._quality_dicom import DICOM_SUFFIXES, read_dicom
 
-__all__ = ["InputKind", "input_kind", "read_images", "read_regular", "read_stays"]
+__all__ = ["ImageInput", "InputKind", "input_kind", "read_images", "read_regular", "read_stays"]
 
 InputKind = Literal["table", "images", "stays", "ucr"]
 SPLITS = ("train", "val", "test")
 _TABLES = (".csv", ".parquet", ".pq", ".data")
-_IMAGES = (".npz", ".npy", ".png")
+_IMAGES = (".npz", ".npy", ".png", *DICOM_SUFFIXES)
+_FOLDER_IMAGES = (".png", ".npy", *DICOM_SUFFIXES)
 _ARCHIVES = (".tar.gz", ".tgz", ".tar")
-_DICOM = (".dcm", ".dicom")
 _EXPECTED = (
-    "expected a table (.csv, .parquet), images (.npz, .npy, .png or a folder of them) or series "
-    "(a UCR .tsv, or a PhysioNet-style .txt stay file, or a folder or .tar.gz of them)"
+    "expected a table (.csv, .parquet), images (.npz, .npy, .png, .dcm or a folder of them) or "
+    "series (a UCR .tsv, or a PhysioNet-style .txt stay file, or a folder or .tar.gz of them)"
 )
 
 Progress = Callable[[int, int | None], None]
-
-
-def _no_dicom(path: Path) -> DataError:
-    return DataError(
-        f"{path.name}: DICOM input is not supported (pydicom is not a medfusion dependency); "
-        "export the pixels to .npy or .png"
-    )
 
 
 def input_kind(path: Path) -> InputKind:
@@ -56,15 +52,15 @@ def input_kind(path: Path) -> InputKind:
     name = path.name.lower()
     if path.is_dir():
         suffixes = Counter(p.suffix.lower() for p in path.rglob("*") if p.is_file())
-        images = suffixes[".png"] + suffixes[".npy"]
+        images = sum(suffixes[s] for s in _FOLDER_IMAGES)
         # The more numerous kind wins: a README.txt beside the images is not a stay file.
         if suffixes[".txt"] and suffixes[".txt"] >= images:
             return "stays"
         if images:
             return "images"
-        if any(suffixes[s] for s in _DICOM):
-            raise _no_dicom(path)
-        raise DataError(f"folder {path} holds no .txt stay files and no .png / .npy images; {_EXPECTED}")
+        raise DataError(
+            f"folder {path} holds no .txt stay files and no .png / .npy / .dcm images; {_EXPECTED}"
+        )
     if name.endswith((*_ARCHIVES, ".txt")):
         return "stays"
     if name.endswith(_TABLES):
@@ -73,8 +69,6 @@ def input_kind(path: Path) -> InputKind:
         return "ucr"
     if name.endswith(_IMAGES):
         return "images"
-    if name.endswith(_DICOM):
-        raise _no_dicom(path)
     raise DataError(f"unsupported input {path.name}: {_EXPECTED}")
 
 
@@ -157,31 +151,50 @@ def _one(path: Path, row: int | str, label: object, split: str) -> ImageItem:
     return ImageItem(row, pixels, label=label, split=split)
 
 
-def _folder(path: Path, progress: Progress | None) -> tuple[list[ImageItem], bool]:
-    """Images under a folder: ``[split/][class/]name.png``; a class folder is the label."""
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".png", ".npy"))
-    items = []
+@dataclass(frozen=True)
+class ImageInput:
+    """What an image input holds: images, DICOM objects, and whether it is labelled."""
+
+    images: list[ImageItem]
+    dicom: list[DicomObject] = field(default_factory=list)
+    labelled: bool = False
+
+
+def _folder(path: Path, progress: Progress | None) -> ImageInput:
+    """Images under a folder: ``[split/][class/]name.png``; a class folder is the label.
+
+    DICOM files are read too, unlabelled: folders above them are patients, studies and
+    series more often than classes.
+    """
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _FOLDER_IMAGES)
+    items, objects = [], []
     labelled = False
     for done, file in enumerate(files, start=1):
         parts = file.relative_to(path).parts
         split = parts[0] if len(parts) > 1 and parts[0] in SPLITS else ""
-        folders = parts[1 if split else 0 : -1]
-        label = folders[-1] if folders else None
-        labelled = labelled or label is not None
-        items.append(_one(file, file.relative_to(path).as_posix(), label, split))
+        row = file.relative_to(path).as_posix()
+        if file.suffix.lower() in DICOM_SUFFIXES:
+            objects.append(read_dicom(file, row, split))
+        else:
+            folders = parts[1 if split else 0 : -1]
+            label = folders[-1] if folders else None
+            labelled = labelled or label is not None
+            items.append(_one(file, row, label, split))
         if progress is not None and (done % 500 == 0 or done == len(files)):
             progress(done, len(files))
-    return items, labelled
+    return ImageInput(items, objects, labelled)
 
 
-def read_images(path: Path, progress: Progress | None = None) -> tuple[list[ImageItem], bool]:
-    """Every image of an ``.npz`` / ``.npy`` / ``.png`` file or a folder, and whether it is labelled.
+def read_images(path: Path, progress: Progress | None = None) -> ImageInput:
+    """Every image of an ``.npz`` / ``.npy`` / ``.png`` / ``.dcm`` file or a folder.
 
     Rows are ``split/index`` in a MedMNIST-style ``.npz`` (``train_images`` /
     ``train_labels`` ...), the index in a plain stack (``images`` / ``labels`` keys, an
     ``.npy`` of ``(n, H, W[, C])``), the file's path under a folder and its name for one
     ``.png``. In a folder, ``train/``, ``val/`` and ``test/`` name splits and the folder
-    holding a file names its class; files at the top (of a split) have no label.
+    holding a file names its class; files at the top (of a split) have no label. DICOM
+    files (``.dcm``, ``.dicom``) become :class:`~medfusion.quality.DicomObject` s, rows
+    their name or path, unlabelled.
 
     Raises
     ------
@@ -195,14 +208,17 @@ def read_images(path: Path, progress: Progress | None = None) -> tuple[list[Imag
     if path.stat().st_size == 0:
         raise DataError(f"data file {path} is empty")
     if suffix == ".npz":
-        return _npz(path)
+        items, labelled = _npz(path)
+        return ImageInput(items, labelled=labelled)
     if suffix == ".npy":
         array = _npy_array(path)
         single = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))
         if single or array.ndim < 2:
-            return [ImageItem(0, array)], False
-        return [ImageItem(index, array[index]) for index in range(len(array))], False
-    return [_one(path, path.name, None, "")], False
+            return ImageInput([ImageItem(0, array)])
+        return ImageInput([ImageItem(index, array[index]) for index in range(len(array))])
+    if suffix in DICOM_SUFFIXES:
+        return ImageInput([], [read_dicom(path, path.name, "")])
+    return ImageInput([_one(path, path.name, None, "")])
 
 
 # -- series ---------------------------------------------------------------------------------

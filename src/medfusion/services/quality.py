@@ -123,8 +123,8 @@ class ItemRun:
 
 def _items_report(data: Path, kind: str, settings: QualityConfig, progress: Progress | None) -> ItemReport:
     if kind == "images":
-        images, labelled = read_images(data, progress)
-        return check_images(images, settings, labelled=labelled)
+        read = read_images(data, progress)
+        return check_images(read.images, settings, labelled=read.labelled, dicom=read.dicom)
     if kind == "ucr":
         return check_regular(read_regular(data), settings)
     return check_stays(read_stays(data, progress), settings, descriptors=PHYSIONET_DESCRIPTORS)
@@ -141,7 +141,7 @@ def check_data(
 
     The kind comes from the path (see :func:`~medfusion.services._quality_inputs.input_kind`):
     ``.csv`` / ``.parquet`` tables (:func:`check_file`); ``.npz`` / ``.npy`` / ``.png``
-    images or a folder of them; a UCR ``.tsv`` (with its ``_TRAIN`` / ``_TEST`` sibling);
+    / ``.dcm`` images or a folder of them; a UCR ``.tsv`` (with its ``_TRAIN`` / ``_TEST`` sibling);
     a folder or ``.tar.gz`` of PhysioNet-style stay files. Writes ``quality.json`` and
     ``quality.html`` to ``out``.
 
