@@ -56,8 +56,10 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def train(
-    model: str = typer.Argument(..., help="Model kind: linear, logistic or cox."),
-    data: Path = typer.Option(..., "--data", help="Training table (CSV or Parquet)."),
+    model: str = typer.Argument(..., help="Model kind: linear, logistic, cox or cnn."),
+    data: Path = typer.Option(
+        ..., "--data", help="Training table (CSV or Parquet), or a MedMNIST-style .npz for cnn."
+    ),
     target: str = typer.Option("target", "--target", help="Outcome column (linear, logistic)."),
     time: str | None = typer.Option(None, "--time", help="Survival time column (cox)."),
     event: str | None = typer.Option(None, "--event", help="Event column, 1 = event, 0 = censored (cox)."),
@@ -72,6 +74,9 @@ def train(
         "--param",
         help="Estimator parameter KEY=VALUE (repeatable): alpha=1.0 (ridge), penalty=l1, C=0.5.",
     ),
+    device: str | None = typer.Option(
+        None, "--device", help="Torch models: auto (CUDA when present, the default), cpu or cuda."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last line."),
     quality: str = typer.Option(
         "warn", "--quality", help="Data-quality gate: off, warn (report) or strict (refuse on errors)."
@@ -84,6 +89,11 @@ def train(
     from medfusion.cli.main import _progress
     from medfusion.services.training import train_model
 
+    params = _parse_params(param or [])
+    if device is not None:
+        if model not in ("cnn", "rnn"):
+            raise InvalidRequestError(f"--device applies to the torch models (cnn, rnn), not {model!r}")
+        params["device"] = device
     with _progress() as bar:
         task = bar.add_task(f"training {model}", total=None)
         result = train_model(
@@ -96,7 +106,7 @@ def train(
             test_size=test_size,
             seed=seed,
             cv=cv,
-            params=_parse_params(param or []),
+            params=params,
             progress=lambda step, done, total: bar.update(
                 task, description=step, completed=done, total=total
             ),
@@ -123,7 +133,9 @@ def train(
 
 def predict(
     model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
-    data: Path = typer.Option(..., "--data", help="Table of rows to predict (CSV or Parquet)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Table of rows to predict (CSV or Parquet), or a .npz of images."
+    ),
     out: Path = typer.Option(..., "--out", help="CSV file to write predictions to."),
     explain: bool = typer.Option(
         False, "--explain", help="Add base_value and contribution_<feature> columns."
@@ -138,7 +150,9 @@ def predict(
 
 def evaluate(
     model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
-    data: Path = typer.Option(..., "--data", help="Table with the outcome column(s)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Table with the outcome column(s), or a .npz of labelled images."
+    ),
     seed: int = typer.Option(42, "--seed", help="Bootstrap seed."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last line."),
 ) -> None:
@@ -154,16 +168,20 @@ def evaluate(
 
 def explain(
     model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
-    data: Path = typer.Option(..., "--data", help="Table of rows to explain (CSV or Parquet)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Table of rows to explain (CSV or Parquet), or a .npz of images."
+    ),
     rows: int | None = typer.Option(None, "--rows", help="Explain only the first N rows."),
-    out: Path | None = typer.Option(None, "--out", help="Folder for PNG bar charts."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for PNG bar charts (tabular) or heat maps (images; required)."
+    ),
     method: str = typer.Option(
         "auto", "--method", help="auto/linear (exact coef x centred value) or shapley (model-agnostic)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
 ) -> None:
     """Explain a saved model's predictions per feature, with global importance."""
-    from medfusion.services.explaining import explain_model
+    from medfusion.services.explaining import ExplainResult, explain_model
 
     result = explain_model(
         model_id=model_id,
@@ -174,6 +192,16 @@ def explain(
     )
     if as_json:
         typer.echo(json.dumps(result.as_json()))
+        return
+    if not isinstance(result, ExplainResult):  # images: one PNG per image
+        table = Table(title=f"{result.model_id}: {result.method}")
+        for column in ("image", "class", "probability", "attribution file"):
+            table.add_column(column)
+        for row in result.rows:
+            table.add_row(
+                str(row["row"]), str(row["class"]), _fmt(row["prediction"]), row["attribution_file"]
+            )
+        console.print(table)
         return
     explanation = result.explanation
     table = Table(title=f"{result.model_id}: global importance ({explanation.output})")

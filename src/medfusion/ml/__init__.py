@@ -1,4 +1,4 @@
-"""Clinical prediction models on tabular data: estimators, metrics, reports and a registry.
+"""Clinical prediction models: tabular and image estimators, metrics, reports and a registry.
 
 Every estimator follows the scikit-learn contract (``fit`` returns self, learned
 attributes end in ``_``, randomness only from ``random_state``) and carries its own
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from medfusion.errors import InvalidRequestError
+from medfusion.ml._cnn import CNNClassifier, ResNetSmall, as_images
 from medfusion.ml._cox import CoxModel, survival_target
 from medfusion.ml._data import (
     TabularData,
@@ -32,6 +33,13 @@ from medfusion.ml._explain import (
     reference_values,
     source_features,
 )
+from medfusion.ml._images import (
+    ImageSet,
+    describe_images,
+    file_sha256,
+    read_image_split,
+    read_image_splits,
+)
 from medfusion.ml._metrics import (
     CensoringSurvival,
     Estimate,
@@ -50,31 +58,60 @@ from medfusion.ml._metrics import (
     survival_metrics,
     uno_c,
 )
-from medfusion.ml._plots import kaplan_meier, plot_evaluation, plot_explanation
+from medfusion.ml._plots import kaplan_meier, plot_evaluation, plot_explanation, plot_training_curves
 from medfusion.ml._registry import ModelRecord, Registry
 from medfusion.ml._report import model_card, run_report
+from medfusion.ml._saliency import (
+    CamResult,
+    ImageDeletion,
+    grad_cam,
+    image_deletion_test,
+    occlusion,
+    overlay_png,
+)
 from medfusion.ml._shapley import DeletionResult, background_reference, deletion_test, shapley_values
+from medfusion.ml._torch import (
+    EpochRecord,
+    FitConfig,
+    History,
+    TorchEstimator,
+    batches,
+    fit_loop,
+    resolve_device,
+    seeded,
+)
 
 __all__ = [
     "CLEVELAND_COLUMNS",
     "MODEL_KINDS",
+    "CNNClassifier",
+    "CamResult",
     "CensoringSurvival",
     "CoxModel",
     "DeletionResult",
+    "EpochRecord",
     "Estimate",
     "Evaluation",
     "Explanation",
+    "FitConfig",
+    "History",
+    "ImageDeletion",
+    "ImageSet",
     "LinearModel",
     "LogisticModel",
     "ModelRecord",
     "Output",
     "Registry",
+    "ResNetSmall",
     "TabularData",
     "TabularEstimator",
     "Task",
+    "TorchEstimator",
+    "as_images",
     "auroc",
     "average_precision",
     "background_reference",
+    "batches",
     "binary_metrics",
     "bootstrap",
     "calibration_intercept",
@@ -82,11 +119,16 @@ __all__ = [
     "censoring_survival",
     "cross_validate",
     "deletion_test",
+    "describe_images",
     "evaluate",
     "expected_calibration_error",
     "explain_linear",
+    "file_sha256",
     "fingerprint",
+    "fit_loop",
+    "grad_cam",
     "harrell_c",
+    "image_deletion_test",
     "integrated_brier_score",
     "kaplan_meier",
     "library_versions",
@@ -98,15 +140,22 @@ __all__ = [
     "model_details",
     "model_features",
     "multiclass_metrics",
+    "occlusion",
     "odds_ratios",
     "outcome_summary",
+    "overlay_png",
     "plot_evaluation",
     "plot_explanation",
+    "plot_training_curves",
     "prepare",
+    "read_image_split",
+    "read_image_splits",
     "read_table",
     "reference_values",
     "regression_metrics",
+    "resolve_device",
     "run_report",
+    "seeded",
     "shapley_values",
     "source_features",
     "split_features",
@@ -116,20 +165,21 @@ __all__ = [
     "uno_c",
 ]
 
-MODEL_KINDS = ("linear", "logistic", "cox")
+MODEL_KINDS = ("linear", "logistic", "cox", "cnn")
 
 
-def make_estimator(kind: str, *, random_state: int | None = None, **params: Any) -> TabularEstimator:
+def make_estimator(kind: str, *, random_state: int | None = None, **params: Any) -> Any:
     """A fresh, unfitted estimator of one kind.
 
     Parameters
     ----------
     kind
-        ``linear``, ``logistic`` or ``cox``.
+        ``linear``, ``logistic``, ``cox`` or ``cnn``.
     random_state
         Seed, for the kinds that use randomness.
     **params
-        Estimator parameters (e.g. ``alpha`` for ridge, ``penalty`` for logistic).
+        Estimator parameters (e.g. ``alpha`` for ridge, ``penalty`` for logistic,
+        ``device`` or ``max_epochs`` for cnn).
 
     Raises
     ------
@@ -143,6 +193,8 @@ def make_estimator(kind: str, *, random_state: int | None = None, **params: Any)
             return LogisticModel(random_state=random_state, **params)
         if kind == "cox":
             return CoxModel(**params)
+        if kind == "cnn":
+            return CNNClassifier(random_state=random_state, **params)
     except TypeError as error:
         raise InvalidRequestError(f"bad parameter for model {kind!r}: {error}") from None
     raise InvalidRequestError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")

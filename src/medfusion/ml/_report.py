@@ -72,12 +72,14 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
         ]
     else:
         calibration = ["See the residual and predicted-vs-observed plots in the run report."]
-    limitations = [
-        "Validated internally on a random split of one data set only; performance on other sites, "
-        "periods or populations is unknown.",
-        "Linear effects on the scaled predictors; no interactions or non-linear terms were searched.",
-        "Missing predictor values are imputed (median / most frequent) from the training rows.",
-    ]
+    limitations = list(meta.get("limitations") or [])  # model kinds other than tabular bring their own
+    if not limitations:
+        limitations = [
+            "Validated internally on a random split of one data set only; performance on other sites, "
+            "periods or populations is unknown.",
+            "Linear effects on the scaled predictors; no interactions or non-linear terms were searched.",
+            "Missing predictor values are imputed (median / most frequent) from the training rows.",
+        ]
     violated = [name for name, row in meta.get("ph_test", {}).items() if row["p"] < 0.05]
     if violated:
         limitations.append(
@@ -96,6 +98,20 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
             "Proportional-hazards check (Schoenfeld residuals, rank time):",
             (["predictor", "statistic", "p"], rows),
         ]
+    if meta.get("architecture"):
+        spec.append(f"Architecture: {meta['architecture']}.")
+    for index, run in enumerate(meta.get("training", [])):
+        kept = run["epochs"][run["best_epoch"] - 1] if run["best_epoch"] else None
+        spec.append(
+            f"Network {index + 1}: {len(run['epochs'])} epochs"
+            + (" (stopped early)" if run["stopped_early"] else "")
+            + (
+                f", kept epoch {run['best_epoch']} (validation {run['score_name']} {_fmt(kept['val_score'])})"
+                if kept and kept["val_score"] is not None
+                else ""
+            )
+            + "."
+        )
     if meta.get("coefficients"):
         spec.append(
             (["feature (scaled)", "coefficient"], [[k, _fmt(v)] for k, v in meta["coefficients"].items()])
@@ -112,7 +128,8 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
         (
             "Predictors",
             [
-                f"{len(data['predictors'])} columns: {', '.join(data['predictors'])}. "
+                data.get("predictors_note")
+                or f"{len(data['predictors'])} columns: {', '.join(data['predictors'])}. "
                 "Numeric ones are median-imputed and standardised; text ones one-hot encoded."
             ],
         ),
@@ -218,6 +235,15 @@ def run_report(meta: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
 
 def _explanation_blocks(summary: Mapping[str, Any]) -> list[Block]:
     """Global importance and example cases from the ``explanation`` metadata entry."""
+    if summary.get("method") == "grad_cam":
+        cases = [
+            [str(r["row"]), _fmt(r["prediction"]), f"row {r['peak'][0]}, column {r['peak'][1]}"]
+            for r in summary["rows"]
+        ]
+        return [
+            f"Grad-CAM on the first {summary['n_rows']} test images (`medfusion explain` draws the maps).",
+            (["test image", "probability of the predicted class", "Grad-CAM peak (pixel)"], cases),
+        ]
     importance = sorted(summary["global_importance"].items(), key=lambda item: -item[1])
     blocks: list[Block] = [
         f"{summary['method']} on {summary['n_rows']} test rows, in {summary['output']} units; "

@@ -33,6 +33,7 @@ from medfusion.ml import (
     read_table,
     shapley_values,
 )
+from medfusion.services.image_explaining import ImageExplainResult
 
 __all__ = ["ExplainResult", "Method", "explain_model", "explain_rows"]
 
@@ -103,7 +104,7 @@ def explain_model(
     method: Method = "auto",
     seed: int = 0,
     registry_dir: Path | None = None,
-) -> ExplainResult:
+) -> ExplainResult | ImageExplainResult:
     """Explain a saved model's predictions for the first ``rows`` rows of a table.
 
     Parameters
@@ -111,7 +112,8 @@ def explain_model(
     model_id
         ``NAME`` or ``NAME@vN``.
     data
-        CSV or Parquet table with the model's feature columns (outcome columns ignored).
+        CSV or Parquet table with the model's feature columns (outcome columns ignored); for
+        an image model a ``.npz`` of images (see :mod:`medfusion.services.image_explaining`).
     rows
         Explain only the first ``rows`` data rows (default all).
     out
@@ -132,6 +134,10 @@ def explain_model(
     if rows is not None and rows < 1:
         raise DataError(f"--rows must be at least 1, got {rows}")
     fitted, record = Registry(registry_dir or get_settings().models_dir).load(model_id)
+    if record.metadata.get("data", {}).get("kind") == "images":
+        from medfusion.services.image_explaining import explain_images
+
+        return explain_images(fitted, record.model_id, data, rows=rows, out=out)
     outcome = tuple(c for c in record.metadata.get("data", {}).get("outcome", []) if c)
     table = model_features(fitted, read_table(data), outcome)
     if rows is not None:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from medfusion.config import get_settings
-from medfusion.errors import DataError
+from medfusion.errors import DataError, InvalidRequestError
 from medfusion.ml import (
     Estimate,
     Evaluation,
@@ -157,9 +157,10 @@ def train_model(
     Parameters
     ----------
     model
-        ``linear``, ``logistic`` or ``cox``.
+        ``linear``, ``logistic``, ``cox`` or ``cnn``.
     data
-        CSV or Parquet training table.
+        CSV or Parquet training table; for ``cnn`` a MedMNIST-style ``.npz`` (see
+        :mod:`medfusion.services.image_training`).
     target, time, event
         Outcome column(s): ``target`` for linear/logistic, ``time`` and ``event`` for cox.
     test_data
@@ -186,6 +187,20 @@ def train_model(
         Unusable input, or (``quality="strict"``) an error-severity quality check failed;
         nothing is written.
     """
+    if model == "cnn" or data.suffix.lower() == ".npz":
+        return _train_images(
+            model=model,
+            data=data,
+            test_data=test_data,
+            test_size=test_size,
+            seed=seed,
+            cv=cv,
+            params=params or {},
+            n_bootstrap=n_bootstrap,
+            registry=_registry(registry_dir),
+            progress=progress,
+            quality=quality,
+        )
     started = clock.perf_counter()
     total, done = 6 + (cv or 0), 0
 
@@ -300,6 +315,25 @@ def train_model(
     )
 
 
+def _train_images(**options: Any) -> TrainResult:
+    from medfusion.services.image_training import train_images
+
+    out = train_images(**options)
+    return TrainResult(
+        out["record"].model_id,
+        options["model"],
+        out["task"],
+        out["n_train"],
+        out["n_test"],
+        out["seconds"],
+        dict(out["evaluation"].metrics),
+        out["evaluation"],
+        out["record"],
+        out["plots"],
+        [],
+    )
+
+
 def _explanation_summary(model: Any, rows: pd.DataFrame, examples: int = 3) -> dict[str, Any]:
     """Global importance on the test rows and a few explained example rows, for the report."""
     from medfusion.services.explaining import explain_rows
@@ -319,6 +353,20 @@ def evaluate_model(
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
     info = meta["data"]
+    if info.get("kind") == "images":
+        from medfusion.services.image_training import evaluate_images
+
+        evaluation = evaluate_images(fitted, data, task=meta["task"], n_bootstrap=n_bootstrap, seed=seed)
+        return EvaluateResult(
+            record.model_id,
+            meta["model"],
+            meta["task"],
+            info["n_train"],
+            len(evaluation.y),
+            clock.perf_counter() - started,
+            evaluation.metrics,
+            evaluation,
+        )
     prepared = prepare(
         read_table(data), model=meta["model"], target=info["target"], time=info["time"], event=info["event"]
     )
@@ -350,6 +398,17 @@ def predict_with_model(
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
     info = meta["data"]
+    if info.get("kind") == "images":
+        if explain:
+            raise InvalidRequestError(
+                "--explain adds per-feature columns for tabular models; for images use "
+                "medfusion explain MODEL --data FILE --out DIR"
+            )
+        from medfusion.services.image_training import predict_images
+
+        table = predict_images(fitted, data)
+        _write_csv(table, out)
+        return PredictResult(record.model_id, out, len(table))
     X = model_features(fitted, read_table(data), tuple(c for c in info["outcome"] if c))
     result = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
     if meta["task"] == "regression":
@@ -373,6 +432,12 @@ def predict_with_model(
         result["base_value"] = explanation.base_value
         for index, name in enumerate(explanation.features):
             result[f"contribution_{name}"] = explanation.contributions[:, index]
+    _write_csv(result, out)
+    return PredictResult(record.model_id, out, len(result))
+
+
+def _write_csv(result: pd.DataFrame, out: Path) -> None:
+    """Write a table atomically: a crash leaves the old file or none, never half a file."""
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     try:
@@ -382,7 +447,6 @@ def predict_with_model(
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
-    return PredictResult(record.model_id, out, len(result))
 
 
 def list_models(*, registry_dir: Path | None = None) -> list[ModelRecord]:
