@@ -101,10 +101,10 @@ def _plain_loop(images: np.ndarray, labels: np.ndarray, epochs: int, seed: int) 
     started = time.perf_counter()
     for _ in range(epochs):
         net.train()
-        for rows in torch.randperm(len(x), generator=generator).split(defaults["batch_size"]):
+        for rows in torch.split(torch.randperm(len(x), generator=generator), defaults["batch_size"]):
             out = loss(net(augment(x[rows], generator)), y[rows])
             optimiser.zero_grad()
-            out.backward()  # type: ignore[no-untyped-call]
+            out.backward()
             optimiser.step()
             schedule.step()
     return epochs * len(x) / (time.perf_counter() - started)

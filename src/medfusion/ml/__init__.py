@@ -7,10 +7,10 @@ preprocessing. This package never imports the record store: it works on tables.
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from medfusion.errors import InvalidRequestError
-from medfusion.ml._cnn import CNNClassifier, ResNetSmall, as_images
 from medfusion.ml._cox import CoxModel, survival_target
 from medfusion.ml._data import (
     TabularData,
@@ -35,6 +35,7 @@ from medfusion.ml._explain import (
 )
 from medfusion.ml._images import (
     ImageSet,
+    as_images,
     describe_images,
     file_sha256,
     read_image_split,
@@ -61,25 +62,58 @@ from medfusion.ml._metrics import (
 from medfusion.ml._plots import kaplan_meier, plot_evaluation, plot_explanation, plot_training_curves
 from medfusion.ml._registry import ModelRecord, Registry
 from medfusion.ml._report import model_card, run_report
-from medfusion.ml._saliency import (
-    CamResult,
-    ImageDeletion,
-    grad_cam,
-    image_deletion_test,
-    occlusion,
-    overlay_png,
-)
 from medfusion.ml._shapley import DeletionResult, background_reference, deletion_test, shapley_values
-from medfusion.ml._torch import (
-    EpochRecord,
-    FitConfig,
-    History,
-    TorchEstimator,
-    batches,
-    fit_loop,
-    resolve_device,
-    seeded,
-)
+
+if TYPE_CHECKING:
+    from medfusion.ml._cnn import CNNClassifier, ResNetSmall
+    from medfusion.ml._saliency import (
+        CamResult,
+        ImageDeletion,
+        grad_cam,
+        image_deletion_test,
+        occlusion,
+        overlay_png,
+    )
+    from medfusion.ml._torch import (
+        EpochRecord,
+        FitConfig,
+        History,
+        TorchEstimator,
+        batches,
+        fit_loop,
+        resolve_device,
+        seeded,
+    )
+
+# torch takes seconds to import: the names that need it load on first use, so the tabular
+# commands and the web app never pay for it.
+_LAZY = {
+    **dict.fromkeys(["CNNClassifier", "ResNetSmall"], "_cnn"),
+    **dict.fromkeys(
+        ["CamResult", "ImageDeletion", "grad_cam", "image_deletion_test", "occlusion", "overlay_png"],
+        "_saliency",
+    ),
+    **dict.fromkeys(
+        [
+            "EpochRecord",
+            "FitConfig",
+            "History",
+            "TorchEstimator",
+            "batches",
+            "fit_loop",
+            "resolve_device",
+            "seeded",
+        ],
+        "_torch",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"medfusion.ml.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CLEVELAND_COLUMNS",
@@ -194,6 +228,8 @@ def make_estimator(kind: str, *, random_state: int | None = None, **params: Any)
         if kind == "cox":
             return CoxModel(**params)
         if kind == "cnn":
+            from medfusion.ml._cnn import CNNClassifier
+
             return CNNClassifier(random_state=random_state, **params)
     except TypeError as error:
         raise InvalidRequestError(f"bad parameter for model {kind!r}: {error}") from None

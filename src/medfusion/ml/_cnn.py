@@ -27,54 +27,10 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from torch import nn
 from torch.nn import functional as nnf
 
+from medfusion.ml._images import as_images
 from medfusion.ml._torch import EpochRecord, FitConfig, History, TorchEstimator, fit_loop, seeded
 
-__all__ = ["CNNClassifier", "ResNetSmall", "as_images"]
-
-MIN_SIDE = 28
-
-
-def as_images(X: Any, *, what: str = "X") -> np.ndarray:
-    """Images as a float32 ``(n, C, H, W)`` array, checking their shape and values.
-
-    Raises
-    ------
-    ValueError
-        Not 3-D / 4-D, no images, fewer than 28x28 pixels, a channel count other than
-        1 or 3, or a non-finite value.
-    """
-    array = np.asarray(X)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
-    ):
-        raise ValueError(f"{what} must be numeric images; got dtype {array.dtype}")
-    if array.ndim == 3:
-        array = array[:, None]
-    elif array.ndim == 4:
-        if array.shape[-1] in (1, 3) and array.shape[1] not in (1, 3):
-            array = np.moveaxis(array, -1, 1)
-        elif array.shape[1] not in (1, 3):
-            raise ValueError(
-                f"{what} has shape {array.shape}: a 4-D image array needs 1 or 3 channels, "
-                "first (n, C, H, W) or last (n, H, W, C)"
-            )
-    else:
-        raise ValueError(
-            f"{what} has shape {array.shape}: expected images (n, H, W) or (n, H, W, C), "
-            f"not a {array.ndim}-D array"
-        )
-    if array.shape[0] == 0:
-        raise ValueError(f"{what} holds no images (shape {array.shape})")
-    if min(array.shape[2:]) < MIN_SIDE:
-        raise ValueError(
-            f"{what} has images of {array.shape[2]}x{array.shape[3]} pixels; at least "
-            f"{MIN_SIDE}x{MIN_SIDE} is needed"
-        )
-    scale = 255.0 if np.issubdtype(array.dtype, np.integer) else 1.0
-    images = array.astype(np.float32) / np.float32(scale)
-    if not np.isfinite(images).all():
-        raise ValueError(f"{what} contains NaN or infinity")
-    return images
+__all__ = ["CNNClassifier", "ResNetSmall"]
 
 
 class _Block(nn.Module):

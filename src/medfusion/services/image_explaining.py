@@ -11,12 +11,15 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medfusion.errors import DataError
-from medfusion.ml import CNNClassifier, grad_cam, occlusion, overlay_png, read_image_split
+from medfusion.ml import read_image_split
+
+if TYPE_CHECKING:  # torch loads only when an image model is explained
+    from medfusion.ml import CNNClassifier
 
 __all__ = ["ImageExplainResult", "explain_images"]
 
@@ -73,6 +76,8 @@ def explain_images(
     DataError
         No ``--out`` folder, an unreadable file, or images of another shape than the model's.
     """
+    from medfusion.ml import grad_cam, occlusion, overlay_png
+
     if out is None:
         raise DataError("explaining images writes PNG heat maps: give a folder with --out DIR")
     images = read_image_split(data).images

@@ -13,14 +13,13 @@ import time as clock
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from medfusion.errors import DataError, InvalidRequestError
 from medfusion.ml import (
-    CNNClassifier,
     ImageSet,
     Registry,
     describe_images,
@@ -37,6 +36,9 @@ from medfusion.ml import (
     run_report,
 )
 from medfusion.quality import CATALOGUE_VERSION
+
+if TYPE_CHECKING:  # torch loads only when an image model is trained or used
+    from medfusion.ml import CNNClassifier
 
 __all__ = ["evaluate_images", "image_model_details", "predict_images", "train_images"]
 
