@@ -2,7 +2,7 @@
 
 Used by ``ml_published.py`` (``make bench-ml``); runnable alone:
 
-    python benchmarks/bench_cnn.py [--seeds 0 1 2] [--out bench-out/cnn.md]
+    python benchmarks/bench_cnn.py [--seeds 0 1 2] [--part all|seeds|throughput] [--out bench-out/cnn.md]
 
 Each seed trains ``CNNClassifier`` with its default settings on ``train`` (early stopping
 on ``val``) and is scored on ``test`` with 95 % bootstrap CIs. Throughput compares the
@@ -138,10 +138,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("bench-out/cnn.md"))
+    parser.add_argument("--part", choices=["all", "seeds", "throughput"], default="all")
     args = parser.parse_args()
     data = get_settings().data_dir
-    rows, lines = breastmnist(data, tuple(args.seeds))
-    lines += throughput(data)
+    rows: list[Row] = []
+    lines: list[str] = []
+    if args.part in ("all", "seeds"):
+        rows, lines = breastmnist(data, tuple(args.seeds))
+    if args.part in ("all", "throughput"):
+        lines += throughput(data)
     table = [f"| {d} | {m} | {_ci(e)} | {p} | {s} |" for d, m, e, p, s in rows]
     text = "\n".join(table + [""] + [f"- {line}" for line in lines]) + "\n"
     print(text)
