@@ -143,9 +143,7 @@ def test_saved_model_refuses_other_image_shapes(npz: Path, models_dir: Path, tmp
     assert result.exit_code == 1 and "medfusion explain" in result.output
 
 
-def test_small_breastmnist_end_to_end(
-    data_dir: Path, models_dir: Path, tmp_path: Path
-) -> None:
+def test_small_breastmnist_end_to_end(data_dir: Path, models_dir: Path, tmp_path: Path) -> None:
     source = np.load(data_dir / "medmnist/breastmnist.npz")
     rng = np.random.default_rng(0)
     parts = {}

@@ -1,7 +1,7 @@
 """``cnn``: a small residual network classifying 2-D images, as a scikit-learn estimator.
 
 The default is deliberately small (three residual stages of 16, 32 and 64 channels, about
-0.18 M weights) because the target data (MedMNIST, 28x28) is small and the machine is a CPU.
+77 k weights) because the target data (MedMNIST, 28x28) is small and the machine is a CPU.
 What makes it accurate on such data is the training recipe rather than depth: random flips
 and small affine jitter, label smoothing, AdamW with a one-cycle schedule, the weights of
 the best validation-AUROC epoch, horizontal-flip test-time augmentation, and an ensemble
