@@ -10,10 +10,7 @@ units, and ``relative`` divides it by the random change.
 Prints a Markdown table and writes it to ``bench-out/explain.md``. Timing is reported,
 never asserted.
 
-Images (BreastMNIST, when present): the default CNN is trained once, then Grad-CAM and
-occlusion maps are timed per image and put through the pixel deletion test.
-
-Usage: python benchmarks/bench_explain.py [--rows 50] [--k 3] [--images-only] [--out bench-out/explain.md]
+Usage: python benchmarks/bench_explain.py [--rows 50] [--k 3] [--out bench-out/explain.md]
 """
 
 from __future__ import annotations
@@ -38,8 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from medfusion.config import get_settings
 from medfusion.ml import (
-    CamResult,
-    CNNClassifier,
     CoxModel,
     Explanation,
     LinearModel,
@@ -47,11 +42,6 @@ from medfusion.ml import (
     background_reference,
     deletion_test,
     explain_linear,
-    grad_cam,
-    image_deletion_test,
-    occlusion,
-    overlay_png,
-    read_image_splits,
     reference_values,
     shapley_values,
 )
@@ -193,60 +183,11 @@ def measure(case: Case, rows: int, k: int) -> str:
     )
 
 
-def images(data_dir: Path, rows: int, fraction: float = 0.1) -> list[str]:
-    """BreastMNIST: the default CNN, Grad-CAM and occlusion per image, and their deletion test.
-
-    Timing is one call per test image (the latency of explaining one image), maps only and
-    maps plus the overlay PNG. The deletion test masks each image's top ``fraction`` of
-    pixels (the training mean) and compares with as many random pixels (10 draws).
-    """
-    path = data_dir / "medmnist/breastmnist.npz"
-    if not path.is_file():
-        return [f"images skipped: {path} is absent"]
-    splits = read_image_splits(path)
-    train, val, test = splits["train"], splits["val"], splits["test"]
-    model = CNNClassifier(random_state=0).fit(
-        train.images, train.labels, validation_data=(val.images, val.labels)
-    )
-    images = test.images[:rows]
-    lines = [
-        "",
-        f"BreastMNIST, default CNN ({model.n_members} networks, flip TTA), {len(images)} test images, "
-        f"one call per image; deletion masks the top {fraction:.0%} of pixels vs as many random ones "
-        "(10 draws), output = probability of the predicted class.",
-        "",
-        "| method | ms/image (median) | ms/image (p95) | with PNG (median ms) "
-        "| top-k drop | random-k drop | margin |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    explainers: dict[str, Callable[..., CamResult]] = {"Grad-CAM": grad_cam, "occlusion": occlusion}
-    for name, explain in explainers.items():
-        explain(model, images[:1])  # warm-up
-        timings, with_png, maps, targets = [], [], [], []
-        for i in range(len(images)):
-            started = time.perf_counter()
-            result = explain(model, images[i : i + 1])
-            timings.append(1000 * (time.perf_counter() - started))
-            overlay_png(images[i], {name: result.maps[0]})
-            with_png.append(1000 * (time.perf_counter() - started))
-            maps.append(result.maps[0])
-            targets.append(result.targets[0])
-        deletion = image_deletion_test(model, images, np.stack(maps), np.array(targets), fraction=fraction)
-        lines.append(
-            f"| {name} | {np.median(timings):.1f} | {np.percentile(timings, 95):.1f} | "
-            f"{np.median(with_png):.1f} | {deletion.top_drop:.4f} | {deletion.random_drop:.4f} | "
-            f"{deletion.margin:+.4f} |"
-        )
-        print(lines[-1], flush=True)
-    return lines
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=50)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench-out/explain.md"))
-    parser.add_argument("--images-only", action="store_true", help="Only the CNN explainers.")
     args = parser.parse_args()
     lines = [
         f"CPU, {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
@@ -256,9 +197,8 @@ def main() -> None:
         "| top-k change | random-k change | margin | relative |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    every = [] if args.images_only else [*diabetes(), *breast_cancer(), *gbsg2(get_settings().data_dir)]
+    every = [*diabetes(), *breast_cancer(), *gbsg2(get_settings().data_dir)]
     lines.extend(measure(case, args.rows, args.k) for case in every)
-    lines.extend(images(get_settings().data_dir, args.rows))
     table = "\n".join(lines) + "\n"
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

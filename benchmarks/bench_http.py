@@ -3,6 +3,7 @@ ceiling (a bare endpoint in the same server returning the same bytes as the read
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -169,6 +170,9 @@ def run(
                 "--workers",
                 str(workers),
             ],
+            # The foundation's read path; the cost of authentication and audit is measured
+            # by bench_security.py.
+            env={**os.environ, "MEDFUSION_AUTH_ENABLED": "false", "MEDFUSION_AUDIT_ENABLED": "false"},
         )
         try:
             base = f"http://127.0.0.1:{port}"

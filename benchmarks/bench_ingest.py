@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from medfusion.config import override_settings
 from medfusion.services.database import open_repository
 from medfusion.services.importer import import_paths
 from medfusion.synth import write_bundles
@@ -73,6 +74,10 @@ def run(min_resources: int, postgres_url: str | None) -> list[IngestResult]:
         make_bundles(folder, min_resources)
         results = [raw_sqlite_baseline(folder, Path(tmp) / "raw.db")]
         results.append(ingest(f"sqlite:///{tmp}/ingest.db", folder, "medfusion import -> SQLite"))
+        with override_settings(encrypt_at_rest=False):  # what encryption at rest costs
+            results.append(
+                ingest(f"sqlite:///{tmp}/plain.db", folder, "medfusion import -> SQLite, encryption off")
+            )
         if postgres_url:
             results.append(ingest(postgres_url, folder, "medfusion import -> PostgreSQL"))
     return results

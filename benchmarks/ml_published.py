@@ -1,7 +1,9 @@
 """`make bench-ml`: the models against published results on the same data and split.
 
-The CNN rows (BreastMNIST, mean of 3 seeds) and the training-throughput comparison come
-from :mod:`benchmarks.bench_cnn`.
+The CNN rows (BreastMNIST, mean of 3 seeds) and its training-throughput comparison come
+from ``benchmarks/bench_cnn.py``; the sequence rows (ECG200, PhysioNet 2012, rnn throughput
+and IG faithfulness) from ``benchmarks/bench_sequence.py``. ``--skip-sequence`` and
+``--skip-cnn`` leave them out (they take minutes).
 
 Prints a Markdown table and writes it to ``bench-out/ml_published.md``. Every model runs
 with default settings; CIs are 95 % seeded bootstrap intervals (500 resamples).
@@ -27,6 +29,7 @@ from sklearn.model_selection import train_test_split
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_sequence import ecg200, faithfulness, physionet, throughput
 from medfusion.config import get_settings
 from medfusion.ml import (
     CoxModel,
@@ -130,6 +133,8 @@ def breast_cancer(_: Path) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench-out/ml_published.md"))
+    parser.add_argument("--skip-sequence", action="store_true", help="Leave out the rnn rows.")
+    parser.add_argument("--skip-cnn", action="store_true", help="Leave out the cnn rows.")
     args = parser.parse_args()
     data = get_settings().data_dir
     lines = [
@@ -140,22 +145,29 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     benches: list[Callable[[Path], list[Row]]] = [cleveland, gbsg2, diabetes, breast_cancer]
+    if not args.skip_sequence:
+        benches += [ecg200, physionet, throughput, faithfulness]
+    folders = {cleveland: "tabular", gbsg2: "tabular", ecg200: "ucr", physionet: "physionet2012"}
+    folders.update({throughput: "physionet2012", faithfulness: "physionet2012"})
     for bench in benches:
-        needs_data = bench in (cleveland, gbsg2)
-        if needs_data and not (data / "tabular").is_dir():
-            lines.append(f"| {bench.__name__} | skipped: {data / 'tabular'} is absent | | | |")
+        folder = folders.get(bench)
+        if folder is not None and not (data / folder).is_dir():
+            lines.append(f"| {bench.__name__} | skipped: {data / folder} is absent | | | |")
             continue
         started = time.perf_counter()
         rows = bench(data)
         seconds = time.perf_counter() - started
         lines.extend(f"| {d} | {m} | {_ci(e)} | {p} | {seconds:.1f} |" for d, m, e, p, _ in rows)
     notes: list[str] = []
-    if (data / "medmnist/breastmnist.npz").is_file():
-        from benchmarks.bench_cnn import breastmnist, throughput
+    if args.skip_cnn:
+        pass
+    elif (data / "medmnist/breastmnist.npz").is_file():
+        from benchmarks.bench_cnn import breastmnist
+        from benchmarks.bench_cnn import throughput as cnn_throughput
 
         cnn_rows, notes = breastmnist(data)
         lines.extend(f"| {d} | {m} | {_ci(e)} | {p} | {s} |" for d, m, e, p, s in cnn_rows)
-        notes += throughput(data)
+        notes += cnn_throughput(data)
     else:
         lines.append(f"| breastmnist | skipped: {data / 'medmnist'} is absent | | | |")
     table = "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"

@@ -8,6 +8,7 @@ fresh database of its own, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,17 +16,53 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from medfusion.config import get_settings, override_settings
+from medfusion.config import Settings, get_settings, override_settings
 from medfusion.fhir.memory import InMemoryRepository
 from medfusion.fhir.repository import FhirRepository
+from medfusion.store.crypto import Keyring
 from medfusion.store.engine import make_engine
 from medfusion.store.migrate import upgrade
+from medfusion.store.protection import Protection
 from medfusion.store.repository import SqlRepository
 
 POSTGRES_URL = os.environ.get("MEDFUSION_TEST_POSTGRES_URL")
+# Encryption at rest is on by default: the keyring of this test run lives in a temporary
+# folder (inherited by CLI subprocesses), never in the checkout's .medfusion/.
+os.environ.setdefault(
+    "MEDFUSION_KEY_FILE", str(Path(tempfile.mkdtemp(prefix="medfusion-test-keys-")) / "keys.json")
+)
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 ALL_BACKENDS = ["memory", *SQL_BACKENDS]
+
+
+@pytest.fixture(autouse=True)
+def _security_mode(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Anonymous clients for every test except those marked ``auth``.
+
+    Authentication and audit are on by default (``Settings``); tests of other features
+    run with both off (the environment too, for servers they start as subprocesses).
+    ``@pytest.mark.auth`` tests keep the defaults, with a key file and audit checkpoint
+    of their own.
+    """
+    if request.node.get_closest_marker("auth") is None:
+        monkeypatch.setenv("MEDFUSION_AUTH_ENABLED", "false")
+        monkeypatch.setenv("MEDFUSION_AUDIT_ENABLED", "false")
+        with override_settings(auth_enabled=False, audit_enabled=False):
+            yield
+        return
+    folder = tmp_path_factory.mktemp("security")
+    # The defaults of Settings itself: the cached environment may come from an unmarked test.
+    defaults = {name: Settings.model_fields[name].default for name in ("auth_enabled", "audit_enabled")}
+    with override_settings(
+        **defaults,
+        secret_key=None,
+        secret_key_file=folder / "secret.key",
+        audit_checkpoint_file=folder / "audit.checkpoint",
+    ):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +99,7 @@ def _sql_repository(backend: str, request: pytest.FixtureRequest, tmp_path: Path
         url = request.getfixturevalue("postgres_url")
     engine = make_engine(url, pool_size=4, max_overflow=4)
     upgrade(engine)
-    repo = SqlRepository(engine)
+    repo = SqlRepository(engine, Protection(Keyring.generate()))
     request.addfinalizer(repo.close)
     return repo
 

@@ -16,8 +16,12 @@ Hierarchy::
     │   ├── UnsupportedError                      400 not-supported
     │   └── DataError                             400 invalid (ML input data)
     ├── PayloadTooLargeError (ValueError)         413 too-long
+    ├── UnauthorizedError (PermissionError)       401 login
+    ├── ForbiddenError (PermissionError)          403 forbidden
+    ├── TooManyRequestsError                      429 throttled
     ├── NotFoundError (LookupError)               404 not-found
     │   └── UnknownResourceTypeError              404 not-supported
+    ├── ForbiddenError (PermissionError)          403 forbidden
     ├── GoneError (LookupError)                   410 deleted
     ├── ConflictError                             409 conflict
     ├── BusinessRuleError (ValueError)            422 business-rule
@@ -35,6 +39,8 @@ __all__ = [
     "BusinessRuleError",
     "ConflictError",
     "DataError",
+    "EncryptionError",
+    "ForbiddenError",
     "GoneError",
     "InvalidRequestError",
     "MedfusionError",
@@ -43,6 +49,8 @@ __all__ = [
     "PayloadTooLargeError",
     "PreconditionFailedError",
     "ResourceValidationError",
+    "TooManyRequestsError",
+    "UnauthorizedError",
     "UnknownResourceTypeError",
     "UnknownSearchParameterError",
     "UnsupportedError",
@@ -119,6 +127,31 @@ class PayloadTooLargeError(MedfusionError, ValueError):
     code = "too-long"
 
 
+class UnauthorizedError(MedfusionError, PermissionError):
+    """No valid credentials: a missing, malformed, expired, forged or revoked token.
+
+    The message never says which, so it gives an attacker nothing to work with.
+    """
+
+    code = "login"
+
+
+class ForbiddenError(MedfusionError, PermissionError):
+    """Valid credentials, but the scopes or the role do not allow the interaction."""
+
+    code = "forbidden"
+
+
+class TooManyRequestsError(MedfusionError):
+    """Too many requests from one client address; retry after ``retry_after`` seconds."""
+
+    code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFoundError(MedfusionError, LookupError):
     """No resource (or version) exists at the requested location."""
 
@@ -159,6 +192,15 @@ class MultipleMatchesError(PreconditionFailedError):
     """A conditional interaction matched more than one resource."""
 
     code = "multiple-matches"
+
+
+class EncryptionError(MedfusionError):
+    """Stored data cannot be decrypted (unknown key, tampered bytes) or the keyring is unusable.
+
+    A server-side fault: it renders as 500, with no detail about the data.
+    """
+
+    code = "security"
 
 
 class BundleEntryError(MedfusionError):

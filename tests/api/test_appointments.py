@@ -102,7 +102,8 @@ def test_errors_are_operation_outcomes(client: TestClient) -> None:
     assert client.put("/api/schedules/ghost/availability", json=RULES).status_code == 404
     assert client.get("/api/schedules/dr-a/availability").status_code == 404
     assert client.post("/fhir/Appointment/$find", json={"start": "2030-01-07"}).status_code == 400
-    assert client.post("/fhir/Appointment/$find", json={**WINDOW, "specialty": "x"}).status_code == 400
+    assert client.post("/fhir/Appointment/$find", json={**WINDOW, "specialty": "x|"}).status_code == 400
+    assert client.post("/fhir/Appointment/$find", json={**WINDOW, "colour": "red"}).status_code == 400
     assert (
         client.post("/fhir/Appointment/$find", json={**WINDOW, "start": "2030-01-07T09:00"}).status_code
         == 400

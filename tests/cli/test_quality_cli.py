@@ -40,7 +40,7 @@ def test_json_line_shape_and_exit_code_on_errors(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, result.output
     document = json.loads(result.stdout.strip().splitlines()[-1])
-    assert document["catalogue_version"] == "2026.11" and document["passed"] is False
+    assert document["catalogue_version"] == "2026.12" and document["passed"] is False
     found = {(f["check"], f["column"]): f for f in document["findings"]}
     assert set(found) == {
         ("plausible_range", "age"), ("sentinel", "hr"), ("value_type", "ph"), ("duplicate_rows", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,11 @@ from sklearn.utils.estimator_checks import (
 )
 from torch import nn
 
-from medfusion.errors import DataError
+from medfusion.errors import DataError, InvalidRequestError
 from medfusion.ml import (
     CNNClassifier,
     FitConfig,
     as_images,
-    batches,
     fit_loop,
     grad_cam,
     image_deletion_test,
@@ -36,8 +36,9 @@ from medfusion.ml import (
     read_image_split,
     read_image_splits,
     resolve_device,
-    seeded,
 )
+from medfusion.ml._cnn import MAX_CALIBRATION_SLOPE, _fit_calibration
+from medfusion.ml._torch import batches, seeded
 
 FAST: dict[str, Any] = {"width": 8, "max_epochs": 6, "n_members": 1, "patience": None, "device": "cpu"}
 
@@ -79,10 +80,10 @@ def fitted() -> tuple[CNNClassifier, np.ndarray, np.ndarray]:
 def test_device_resolution() -> None:
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+    with pytest.raises(InvalidRequestError, match="auto, cpu or cuda"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA device"):
+        with pytest.raises(InvalidRequestError, match="no CUDA GPU"):
             resolve_device("cuda")
 
 
@@ -114,7 +115,7 @@ def test_fit_loop_stops_early_and_keeps_the_best_epoch() -> None:
     scores = iter([0.5, 0.9, 0.7, 0.6, 0.8, 0.1, 0.1])
     seen: list[int] = []
 
-    def score(m: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+    def score(m: nn.Module, validation: Sequence[torch.Tensor]) -> tuple[float, float]:
         seen.append(1)
         return next(scores), 0.0
 
@@ -139,7 +140,7 @@ def test_fit_loop_keeps_the_best_weights_not_the_last() -> None:
     module = nn.Linear(2, 2)
     snapshots: list[torch.Tensor] = []
 
-    def score(m: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+    def score(m: nn.Module, validation: Sequence[torch.Tensor]) -> tuple[float, float]:
         snapshots.append(m.weight.detach().clone())
         return [0.1, 0.9, 0.2, 0.3][len(snapshots) - 1], 0.0
 
@@ -155,6 +156,41 @@ def test_fit_loop_keeps_the_best_weights_not_the_last() -> None:
     )
     assert torch.equal(module.weight, snapshots[1])
     assert not torch.equal(snapshots[1], snapshots[3])
+
+
+def test_fit_loop_takes_several_inputs_a_constant_rate_and_augments_the_first() -> None:
+    # The rnn's setting: (values, mask, target), Adam at a constant learning rate.
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+
+        def forward(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return self.linear(values * mask)  # type: ignore[no-any-return]
+
+    torch.manual_seed(0)
+    X, mask = torch.randn(40, 3), torch.ones(40, 3)
+    y = (X[:, 0] > 0).long()
+    shapes: list[tuple[int, ...]] = []
+
+    def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        shapes.append(tuple(x.shape))
+        return x
+
+    history = fit_loop(
+        Two(),
+        (X, mask, y),
+        loss=nn.functional.cross_entropy,
+        config=FitConfig(max_epochs=3, batch_size=16, lr=0.01, optimizer="adam", schedule="constant"),
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        validation=(X, mask, y),
+        augment=augment,
+    )
+    assert {e.lr for e in history.epochs} == {0.01}
+    assert history.score_name == "-loss" and history.epochs[0].val_score == -history.epochs[0].val_loss
+    assert all(shape[1] == 3 for shape in shapes) and sum(s[0] for s in shapes) == 3 * 40
+    assert history.samples_per_second > 0 and all(e.samples == 40 for e in history.epochs)
 
 
 # -- the estimator -----------------------------------------------------------------------------
@@ -227,6 +263,41 @@ def test_explicit_validation_data_and_pickling(tmp_path: Path) -> None:
     unfitted = clone(model)
     with pytest.raises(NotFittedError):
         unfitted.predict(val_X)
+
+
+def test_calibration_undoes_a_known_distortion_of_the_logit() -> None:
+    rng = np.random.default_rng(0)
+    true = rng.normal(0, 2, 4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-true))).astype(int)
+    shown = 0.5 * true + 1.0  # under-confident and biased towards class 1, as label smoothing leaves it
+    logits = torch.from_numpy(np.stack([np.zeros_like(shown), shown], 1))
+    calibration = _fit_calibration(logits, y)
+    assert calibration is not None
+    slope, intercept = calibration
+    assert slope == pytest.approx(2.0, rel=0.1) and intercept == pytest.approx(-2.0, abs=0.25)
+    assert _fit_calibration(logits, np.ones(4000, dtype=int)) is None  # one class: nothing to fit
+    # Separable validation data: the slope is capped rather than sent to infinity.
+    separable = torch.tensor([[0.0, -3.0]] * 20 + [[0.0, 3.0]] * 20, dtype=torch.float64)
+    capped = _fit_calibration(separable, np.array([0] * 20 + [1] * 20))
+    assert capped is not None and capped[0] == MAX_CALIBRATION_SLOPE
+    three = torch.from_numpy(rng.normal(size=(300, 3)))
+    labels = three.argmax(1).numpy()
+    slope, intercept = _fit_calibration(three / 4, labels) or (0.0, 1.0)
+    assert slope > 1 and intercept == 0.0  # a temperature that sharpens flattened logits
+
+
+def test_calibration_is_fitted_on_validation_data_and_can_be_turned_off() -> None:
+    X, y = blobs(60)
+    val_X, val_y = blobs(20, seed=2)
+    raw = CNNClassifier(**{**FAST, "max_epochs": 3}, calibrate=False, random_state=0)
+    raw.fit(X, y, validation_data=(val_X, val_y))
+    assert raw.calibration_ is None
+    calibrated = clone(raw).set_params(calibrate=True).fit(X, y, validation_data=(val_X, val_y))
+    if calibrated.calibration_ is not None:  # the same networks, only the probabilities move
+        order = np.argsort(raw.predict_proba(val_X)[:, 1], kind="stable")
+        assert (np.diff(calibrated.predict_proba(val_X)[order, 1]) >= -1e-12).all()
+    no_validation = CNNClassifier(**{**FAST, "max_epochs": 2}, validation_fraction=0.0, random_state=0)
+    assert no_validation.fit(X, y).calibration_ is None
 
 
 @pytest.mark.parametrize(

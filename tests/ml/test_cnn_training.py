@@ -127,7 +127,9 @@ def test_bad_image_input_gets_its_error_and_writes_nothing(
     assert not models_dir.exists() or not any(p for p in models_dir.iterdir() if not p.name.startswith("."))
 
 
-def test_saved_model_refuses_other_image_shapes(npz: Path, models_dir: Path, tmp_path: Path) -> None:
+def test_saved_model_refuses_other_image_shapes(
+    npz: Path, models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = runner.invoke(app, ["train", "cnn", "--data", str(npz), "--json", *SMALL])
     assert result.exit_code == 0, result.output
     model_id = str(_last_json(result.stdout)["model_id"])
@@ -137,8 +139,18 @@ def test_saved_model_refuses_other_image_shapes(npz: Path, models_dir: Path, tmp
     result = runner.invoke(app, ["predict", model_id, "--data", str(other), "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 1 and "trained on 28x28" in result.output
     assert not (tmp_path / "p.csv").exists()
-    result = runner.invoke(app, ["explain", model_id, "--data", str(npz)])
-    assert result.exit_code == 1 and "--out" in result.output
+    result = runner.invoke(app, ["explain", model_id, "--data", str(other)])
+    assert result.exit_code == 1 and "trained on 28x28" in result.output
+    result = runner.invoke(app, ["explain", model_id, "--data", str(npz), "--method", "shapley"])
+    assert result.exit_code == 1 and "--method auto" in result.output
+    monkeypatch.chdir(tmp_path)  # without --out the maps go to explain-NAME-vN in the working folder
+    result = runner.invoke(app, ["explain", model_id, "--data", str(npz), "--rows", "2"])
+    assert result.exit_code == 0, result.output
+    name, version = model_id.split("@v") if "@v" in model_id else (model_id, "1")
+    assert sorted(p.name for p in (tmp_path / f"explain-{name}-v{version}").iterdir()) == [
+        "image_1.png",
+        "image_2.png",
+    ]
     result = runner.invoke(app, ["predict", model_id, "--data", str(npz), "--out", "x.csv", "--explain"])
     assert result.exit_code == 1 and "medfusion explain" in result.output
 

@@ -13,7 +13,7 @@ from medfusion.quality import CATALOGUE, CATALOGUE_VERSION, check_table, load_co
 
 
 def test_catalogue_is_named_and_versioned() -> None:
-    assert CATALOGUE_VERSION == "2026.11"
+    assert CATALOGUE_VERSION == "2026.12"
     assert {c.category for c in CATALOGUE.values()} == {"conformance", "completeness", "plausibility"}
     assert all(c.severity in {"error", "warning"} for c in CATALOGUE.values())
 

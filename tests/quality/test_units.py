@@ -40,8 +40,8 @@ def test_temperature_round_trip_many_values(value: float) -> None:
 def test_glucose_conversion_needs_the_substance() -> None:
     with pytest.raises(InvalidRequestError, match="no conversion from unit 'mmol/L' to 'mg/dL'"):
         convert(5.5, from_unit="mmol/L", to_unit="mg/dL")
-    with pytest.raises(InvalidRequestError, match="for sodium"):
-        convert(140, from_unit="mmol/L", to_unit="mg/dL", variable="sodium")
+    with pytest.raises(InvalidRequestError, match="for heart_rate"):
+        convert(140, from_unit="mmol/L", to_unit="mg/dL", variable="heart_rate")
 
 
 @pytest.mark.parametrize("code", ["8867-4", "2345-7", "4548-4", "8310-5", "2160-0", "59408-5", "718-7"])

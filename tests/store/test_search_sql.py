@@ -1,7 +1,8 @@
 """The search scenario table on the SQL store (SQLite, and PostgreSQL when configured).
 
-Rows are written by a small local helper (resource row + :func:`extract_index` rows),
-so these tests depend only on the table definitions, not on the repository code.
+Rows are written by a small local helper (resource row + :func:`extract_index` rows, the
+token rows through :func:`token_rows` as the store writes them), so these tests depend
+on the table definitions, not on the repository's write path.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 
 from medfusion.fhir.repository import StoredResource
 from medfusion.fhir.search import SearchResult, extract_index
+from medfusion.store.repository import SqlRepository
+from medfusion.store.rows import token_rows
 from medfusion.store.search_sql import execute_search
 from medfusion.store.tables import INDEX_TABLES, metadata, resource
 from tests.fhir.test_search_memory import INCLUDES, SCENARIOS, parse, stored_resources
@@ -49,7 +52,10 @@ def _write(conn: sa.Connection, stored: StoredResource, *, current: bool = True)
     common = {"rid": rid, "res_type": stored.resource_type}
     rows: dict[str, list[dict[str, Any]]] = {
         "string": [{**common, "param": p, "value": v, "exact": e} for p, v, e in entries.strings],
-        "token": [{**common, "param": p, "system": s, "code": c} for p, s, c in entries.tokens],
+        "token": [
+            {**common, "param": p, "system": s, "code": c, "patient": pt}
+            for p, s, c, pt in token_rows(entries)
+        ],
         "date": [{**common, "param": p, "low": lo, "high": hi} for p, lo, hi in entries.dates],
         "quantity": [
             {**common, "param": p, "value": v, "system": s, "code": c} for p, v, s, c in entries.quantities
@@ -154,3 +160,22 @@ def test_values_are_bound_not_inlined(loaded: sa.Engine) -> None:
     # A value that would break string-built SQL is just a value that matches nothing.
     assert _search(loaded, "Patient", "name=x'; DROP TABLE resource; --").matches == []
     assert _search(loaded, "Patient", "").total == 5
+
+
+def test_patient_scoped_code_search_sees_every_patient_of_a_resource(sql_repo: SqlRepository) -> None:
+    """``idx_token.patient`` has a row per patient, so ``patient=X&<token>`` misses none."""
+    appointment = {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "participant": [
+            {"actor": {"reference": "Patient/pa"}, "status": "accepted"},
+            {"actor": {"reference": "Patient/pb"}, "status": "accepted"},
+        ],
+    }
+    with sql_repo.begin() as tx:
+        tx.write("Appointment", "a1", appointment, expected_version=0)
+        tx.write("Appointment", "a2", {**appointment, "status": "cancelled"}, expected_version=0)
+    for patient in ("pa", "Patient/pb"):
+        query = parse("Appointment", f"patient={patient}&status=booked")
+        assert [m.id for m in sql_repo.search(query).matches] == ["a1"]
+    assert [m.id for m in sql_repo.search(parse("Appointment", "patient=pc&status=booked")).matches] == []

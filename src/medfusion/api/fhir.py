@@ -1,4 +1,9 @@
-"""FHIR R4 REST routes under ``/fhir``. Each one parses, calls one service, renders."""
+"""FHIR R4 REST routes under ``/fhir``. Each one authorizes, parses, calls one service, renders.
+
+Every route calls :func:`~medfusion.api.security.allow` before touching the store, then
+applies the object-level checks of :mod:`medfusion.services.authz` (a patient's
+compartment, restricted labels) to what it returns.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,16 @@ from fastapi.responses import Response
 
 from medfusion.api.errors import FHIR_JSON
 from medfusion.api.http import base_url, read_body, repo_of, resource_response
-from medfusion.services import bundles, records, search
+from medfusion.api.security import allow, audit_of, note_bundle_entities, principal_of
+from medfusion.config import get_settings
+from medfusion.errors import BundleEntryError, ForbiddenError, InvalidRequestError, NotFoundError
+from medfusion.services import authz, bundles, records, search
+from medfusion.services.audit import AuditTrail
 from medfusion.services.capability import capability_statement
 from medfusion.services.parsing import parse_json, parse_query
+from medfusion.services.security import Principal
 
-__all__ = ["read", "router"]
+__all__ = ["read", "router", "search_get"]
 
 router = APIRouter()
 
@@ -34,6 +44,35 @@ def _bundle(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=FHIR_JSON)
 
 
+def _trail(request: Request) -> AuditTrail | None:
+    trail: AuditTrail | None = getattr(request.app.state, "trail", None)
+    return trail
+
+
+def _filtered(request: Request, principal: Principal, body: bytes) -> Response:
+    body = authz.filter_bundle(principal, body)
+    note_bundle_entities(request, body)
+    return _bundle(body)
+
+
+def _check_existing(request: Request, principal: Principal, resource_type: str, id: str) -> None:
+    """Before a write by id: the caller must be allowed to see what is there now."""
+    if principal.unrestricted:
+        return
+    with repo_of(request).begin_read() as tx:
+        found = tx.read_current(resource_type, id)
+    if found is not None and not found.deleted:
+        authz.check_visible(principal, found.body)
+
+
+def _check_body(principal: Principal, body: bytes) -> None:
+    """A patient may write only resources in their own compartment."""
+    if principal.role == "patient" and not principal.unrestricted:
+        resource = parse_json(body)
+        if not isinstance(resource, dict) or not authz.visible(principal, resource):
+            raise ForbiddenError("a patient may write their own records only")
+
+
 # Read by id is the hottest route; ``create_app`` also mounts it as a plain Starlette route
 # in front of the router, so it takes the bare request. ``_history`` shares its shape.
 @router.get("/{resource_type}/{id}")
@@ -42,7 +81,15 @@ async def read(request: Request) -> Response:
     id = request.path_params["id"]
     if id == "_history":
         return await type_history(resource_type, request)
+    principal = allow(request, "read", resource_type, id)
+    trail = _trail(request)
+    if resource_type == "AuditEvent" and trail is not None:
+        found = trail.read(id)
+        if found is None:
+            raise NotFoundError(f"AuditEvent/{id} is not known")
+        return resource_response(found)
     stored = records.read(repo_of(request), resource_type=resource_type, id=id)
+    authz.check_visible(principal, stored.body)
     return resource_response(stored)
 
 
@@ -55,20 +102,43 @@ async def metadata(request: Request) -> Response:
 @router.post("/")
 async def batch_or_transaction(request: Request) -> Response:
     bundle = parse_json(await read_body(request))
+    entry = audit_of(request)
+    entry.interaction = (
+        "transaction" if isinstance(bundle, dict) and bundle.get("type") == "transaction" else "batch"
+    )
+    authz.check_bundle(principal_of(request), bundle, repo_of(request), BundleEntryError)
+    request.scope["medfusion.authorized"] = True
     report = bundles.process_bundle(repo_of(request), bundle=bundle)
-    return _bundle(report.to_bundle(base_url(request)))
+    body = report.to_bundle(base_url(request))
+    note_bundle_entities(request, body)
+    return _bundle(body)
 
 
 @router.get("/_history")
 async def system_history(request: Request) -> Response:
+    principal = allow(request, "history-system", "*")
     params = list(request.query_params.multi_items())
-    return _bundle(
-        search.history(repo_of(request), resource_type=None, id=None, params=params, base=base_url(request))
+    body = search.history(
+        repo_of(request), resource_type=None, id=None, params=params, base=base_url(request)
     )
+    return _filtered(request, principal, body)
 
 
 @router.get("/{resource_type}")
 async def search_type(resource_type: str, request: Request) -> Response:
+    return _search(resource_type, request, list(request.query_params.multi_items()))
+
+
+async def search_get(request: Request) -> Response:
+    """``GET [type]?...`` as a plain Starlette route, like :func:`read`.
+
+    It sits in front of the router, so it also receives ``/metadata`` and ``/_history``.
+    """
+    resource_type = request.path_params["resource_type"]
+    if resource_type == "metadata":
+        return await metadata(request)
+    if resource_type == "_history":
+        return await system_history(request)
     return _search(resource_type, request, list(request.query_params.multi_items()))
 
 
@@ -79,19 +149,36 @@ async def search_post(resource_type: str, request: Request) -> Response:
 
 
 def _search(resource_type: str, request: Request, params: list[tuple[str, str]]) -> Response:
+    names = {name.split(":")[0] for name, _ in params}
+    aggregate = ("_summary", "count") in params and not names & {"_include", "_revinclude"}
+    principal = allow(request, "search", resource_type, aggregate=aggregate)
+    trail = _trail(request)
+    if resource_type == "AuditEvent" and trail is not None:
+        settings = get_settings()
+        values = dict(params)
+        try:
+            count = min(int(values.get("_count", settings.default_page_size)), settings.max_page_size)
+            offset = int(values.get("_offset", 0))
+        except ValueError:
+            raise InvalidRequestError("_count and _offset must be whole numbers") from None
+        if count < 0 or offset < 0:
+            raise InvalidRequestError("_count and _offset must not be negative")
+        return _bundle(trail.search(params, base=base_url(request), count=count, offset=offset))
     body = search.search(
         repo_of(request),
         resource_type=resource_type,
-        params=params,
+        params=authz.restrict_search(principal, resource_type, params),
         base=base_url(request),
         strict=_strict(request),
     )
-    return _bundle(body)
+    return _filtered(request, principal, body)
 
 
 @router.post("/{resource_type}")
 async def create(resource_type: str, request: Request) -> Response:
+    principal = allow(request, "create", resource_type)
     body = await read_body(request)
+    _check_body(principal, body)
     outcome = records.create(
         repo_of(request),
         resource_type=resource_type,
@@ -103,6 +190,9 @@ async def create(resource_type: str, request: Request) -> Response:
 
 @router.put("/{resource_type}")
 async def conditional_update(resource_type: str, request: Request) -> Response:
+    principal = allow(request, "update", resource_type)
+    if principal.role == "patient":
+        raise ForbiddenError("a patient may not make conditional updates")
     body = await read_body(request)
     query = list(request.query_params.multi_items())
     outcome = records.conditional_update(
@@ -112,17 +202,20 @@ async def conditional_update(resource_type: str, request: Request) -> Response:
 
 
 async def type_history(resource_type: str, request: Request) -> Response:
+    principal = allow(request, "history-type", resource_type)
     params = list(request.query_params.multi_items())
-    return _bundle(
-        search.history(
-            repo_of(request), resource_type=resource_type, id=None, params=params, base=base_url(request)
-        )
+    body = search.history(
+        repo_of(request), resource_type=resource_type, id=None, params=params, base=base_url(request)
     )
+    return _filtered(request, principal, body)
 
 
 @router.put("/{resource_type}/{id}")
 async def update(resource_type: str, id: str, request: Request) -> Response:
+    principal = allow(request, "update", resource_type, id)
     body = await read_body(request)
+    _check_existing(request, principal, resource_type, id)
+    _check_body(principal, body)
     outcome = records.update(
         repo_of(request),
         resource_type=resource_type,
@@ -135,7 +228,11 @@ async def update(resource_type: str, id: str, request: Request) -> Response:
 
 @router.patch("/{resource_type}/{id}")
 async def patch(resource_type: str, id: str, request: Request) -> Response:
+    principal = allow(request, "patch", resource_type, id)
+    if principal.role == "patient":
+        raise ForbiddenError("a patient may not patch records")
     body = await read_body(request)
+    _check_existing(request, principal, resource_type, id)
     outcome = records.patch(
         repo_of(request),
         resource_type=resource_type,
@@ -148,26 +245,40 @@ async def patch(resource_type: str, id: str, request: Request) -> Response:
 
 @router.delete("/{resource_type}/{id}")
 async def delete(resource_type: str, id: str, request: Request) -> Response:
+    principal = allow(request, "delete", resource_type, id)
+    _check_existing(request, principal, resource_type, id)
     records.delete(repo_of(request), resource_type=resource_type, id=id)
     return Response(status_code=204)
 
 
 @router.get("/{resource_type}/{id}/_history")
 async def instance_history(resource_type: str, id: str, request: Request) -> Response:
+    principal = allow(request, "history-instance", resource_type, id)
+    if principal.role == "patient":
+        with repo_of(request).begin_read() as tx:
+            found = tx.read_current(resource_type, id)
+        if found is None or found.deleted:
+            raise NotFoundError(f"{resource_type}/{id} is not known")
+        authz.check_visible(principal, found.body)
     params = list(request.query_params.multi_items())
-    return _bundle(
-        search.history(
-            repo_of(request), resource_type=resource_type, id=id, params=params, base=base_url(request)
-        )
+    body = search.history(
+        repo_of(request), resource_type=resource_type, id=id, params=params, base=base_url(request)
     )
+    return _filtered(request, principal, body)
 
 
 @router.get("/{resource_type}/{id}/_history/{version}")
 async def vread(resource_type: str, id: str, version: str, request: Request) -> Response:
+    principal = allow(request, "vread", resource_type, id)
     stored = records.vread(repo_of(request), resource_type=resource_type, id=id, version=version)
+    authz.check_visible(principal, stored.body)
     return resource_response(stored)
 
 
 @router.get("/Patient/{id}/$everything")
 async def everything(id: str, request: Request) -> Response:
-    return _bundle(search.everything(repo_of(request), id=id, base=base_url(request)))
+    principal = allow(request, "everything", "Patient", id)
+    if principal.role == "patient" and id != principal.patient_id:
+        raise NotFoundError(f"Patient/{id} is not known")
+    body = search.everything(repo_of(request), id=id, base=base_url(request))
+    return _filtered(request, principal, body)

@@ -19,13 +19,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medfusion.config import get_settings, override_settings
-from medfusion.errors import MedfusionError
+from medfusion.errors import InvalidRequestError, MedfusionError
 
 __all__ = ["app"]
 
 app = typer.Typer(help="medfusion: FHIR records and clinical AI in one place.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="Encryption keys of the record store.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -60,6 +62,29 @@ def db_upgrade(
 
     revision = upgrade_database(_database(db))
     console.print(f"database at revision [bold]{revision}[/bold]")
+
+
+@keys_app.command("rotate")
+@friendly
+def keys_rotate(
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+    retire: bool = typer.Option(False, "--retire", help="Drop the old keys once no row needs them."),
+) -> None:
+    """New data key; re-seal every stored body under it while reads go on."""
+    from medfusion.services.keys import rotate_keys
+
+    with _progress() as progress:
+        task = progress.add_task("re-sealing", total=None)
+        report = rotate_keys(
+            _database(db),
+            retire=retire,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"active key [bold]{report.active_key}[/bold]: {report.resealed:,} bodies re-sealed, "
+        f"{report.sealed_plain:,} plain bodies sealed ({report.reindexed:,} re-indexed), "
+        f"{report.retired} old keys retired, {report.seconds:.1f} s"
+    )
 
 
 @app.command()
@@ -103,7 +128,7 @@ def _serve(host: str, port: int, url: str, workers: int = 1) -> None:
                 access_log=False,
             )
             return
-        application = create_app(open_repository(url))
+        application = create_app(open_repository(url), reminders=get_settings().reminders_in_serve)
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -113,6 +138,12 @@ def import_(
     paths: list[Path] = typer.Argument(..., help="Bundle JSON / NDJSON files or folders."),
     db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first error."),
+    quality: str = typer.Option(
+        "off", "--quality", help="Quality gate: off, warn (tag failing resources) or strict (reject them)."
+    ),
+    quality_config: Path | None = typer.Option(
+        None, "--quality-config", help="TOML or JSON file overriding the quality catalogue."
+    ),
 ) -> None:
     """Import FHIR Bundles and NDJSON into the store."""
     from medfusion.services.database import open_repository
@@ -122,7 +153,16 @@ def import_(
     files = find_files(paths)
     with _progress() as progress:
         task = progress.add_task("importing", total=len(files))
-        report = import_paths(repo, paths=files, strict=strict, progress=lambda _p: progress.advance(task))
+        report = import_paths(
+            repo,
+            paths=files,
+            strict=strict,
+            progress=lambda _p: progress.advance(task),
+            quality=quality,
+            quality_config=quality_config,
+        )
+    for note in report.tagged:
+        err_console.print(f"[yellow]tagged[/yellow] {note}", highlight=False, soft_wrap=True)
     for problem in report.problems:
         err_console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False, soft_wrap=True)
     table = Table(title="import summary")
@@ -136,6 +176,8 @@ def import_(
     table.add_row("seconds", f"{report.seconds:.2f}")
     table.add_row("resources/s", f"{report.rate:,.0f}")
     table.add_row("problems", f"{len(report.problems):,}")
+    if quality != "off":
+        table.add_row("quality-tagged", f"{len(report.tagged):,}")
     console.print(table)
     if report.problems:
         raise typer.Exit(2)
@@ -148,11 +190,25 @@ def export(
     types: list[str] = typer.Option(None, "--type", help="Resource type to export (repeatable)."),
     since: str | None = typer.Option(None, "--since", help="Only resources changed since this instant."),
     db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="HIPAA Safe Harbor de-identification with a k-anonymity report."
+    ),
+    k: int | None = typer.Option(None, "--k", help="With --deidentify: smallest class kept (default 5)."),
+    date_shift: bool = typer.Option(
+        False, "--date-shift", help="With --deidentify: shift dates per patient instead of keeping the year."
+    ),
 ) -> None:
     """Export current resources as Bulk Data NDJSON, one file per type."""
     from medfusion.services.database import open_repository
     from medfusion.services.exporter import export_ndjson, parse_since
 
+    if deidentify:
+        if since is not None:
+            raise InvalidRequestError("--since cannot be combined with --deidentify")
+        _export_deidentified(out, types or None, 5 if k is None else k, date_shift, _database(db))
+        return
+    if k is not None or date_shift:
+        raise InvalidRequestError("--k and --date-shift need --deidentify")
     when = parse_since(since)
     report = export_ndjson(open_repository(_database(db)), out=out, types=types or None, since=when)
     table = Table(title=f"exported to {out}")
@@ -161,6 +217,46 @@ def export(
     for path in report.files:
         table.add_row(path.name, f"{report.counts[path.stem]:,}")
     console.print(table)
+
+
+def _export_deidentified(out: Path, types: list[str] | None, k: int, date_shift: bool, url: str) -> None:
+    from medfusion.services.database import open_repository
+    from medfusion.services.deidentify import check_k, export_deidentified, load_deid_key
+
+    check_k(k)
+    key = load_deid_key()
+    with _progress() as progress:
+        task = progress.add_task("de-identifying", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = export_deidentified(
+            open_repository(url), out=out, key=key, k=k, date_shift=date_shift, types=types, progress=advance
+        )
+    table = Table(title=f"de-identified export to {out}")
+    table.add_column("file")
+    table.add_column("resources", justify="right")
+    for path in report.files:
+        table.add_row(path.name, f"{report.counts[path.stem]:,}" if path.suffix == ".ndjson" else "")
+    table.add_section()
+    table.add_row("resources written", f"{report.resources:,}")
+    table.add_row("resources suppressed", f"{report.dropped:,}")
+    table.add_row("resources/s", f"{report.rate:,.0f}")
+    console.print(table)
+    kanon = report.k_anonymity
+    classes = Table(title=f"k-anonymity over age band, gender, ZIP3 (k requested {kanon.k_requested})")
+    classes.add_column("age band")
+    classes.add_column("gender")
+    classes.add_column("ZIP3")
+    classes.add_column("patients", justify="right")
+    for (band, gender, area), count in sorted(kanon.classes.items()):
+        classes.add_row(band, gender, area, str(count))
+    console.print(classes)
+    console.print(
+        f"k achieved [bold]{kanon.k_achieved}[/bold]; patients kept {kanon.records - kanon.suppressed:,} "
+        f"of {kanon.records:,}, suppressed {kanon.suppressed:,}"
+    )
 
 
 def _register_synth() -> None:
@@ -188,11 +284,32 @@ def _register_quality() -> None:
     app.add_typer(quality_app, name="quality")
 
 
+def _register_security() -> None:
+    from medfusion.cli import security
+
+    security.user_app.command("add")(friendly(security.user_add))
+    security.user_app.command("list")(friendly(security.user_list))
+    security.user_app.command("disable")(friendly(security.user_disable))
+    security.client_app.command("add")(friendly(security.client_add))
+    security.audit_app.command("verify")(friendly(security.audit_verify))
+    app.add_typer(security.user_app, name="user")
+    app.add_typer(security.client_app, name="client")
+    app.add_typer(security.audit_app, name="audit")
+
+
 def _register_schedule() -> None:
     from medfusion.cli.schedule import schedule_app, set_availability
 
     schedule_app.command("set-availability")(friendly(set_availability))
     app.add_typer(schedule_app, name="schedule")
+
+
+def _register_reminders() -> None:
+    from medfusion.cli.reminders import list_outbox, reminders_app, run
+
+    reminders_app.command("run")(friendly(run))
+    reminders_app.command("list")(friendly(list_outbox))
+    app.add_typer(reminders_app, name="reminders")
 
 
 @app.command()
@@ -216,6 +333,15 @@ def demo(
         f"demo database ready: {report.resources:,} resources from {report.files} files "
         f"in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
     )
+    if get_settings().auth_enabled:
+        from medfusion.services.demo import demo_admin
+
+        name, password = demo_admin(url)
+        console.print(
+            f"admin user [bold]{name}[/bold], one-time password [bold]{password}[/bold] "
+            "(shown once; get a token with POST /auth/token, grant_type=password)",
+            highlight=False,
+        )
     if serve_after:
         _serve(host, port, url)
 
@@ -235,6 +361,8 @@ _register_synth()
 _register_ml()
 _register_quality()
 _register_schedule()
+_register_reminders()
+_register_security()
 
 
 if __name__ == "__main__":

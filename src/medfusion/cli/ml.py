@@ -56,9 +56,12 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def train(
-    model: str = typer.Argument(..., help="Model kind: linear, logistic, cox or cnn."),
+    model: str = typer.Argument(..., help="Model kind: linear, logistic, cox, cnn or rnn."),
     data: Path = typer.Option(
-        ..., "--data", help="Training table (CSV or Parquet), or a MedMNIST-style .npz for cnn."
+        ...,
+        "--data",
+        help="Training table (CSV or Parquet); cnn: MedMNIST-style .npz; rnn: UCR .tsv, stay "
+        "folder / .tar.gz, or long CSV.",
     ),
     target: str = typer.Option("target", "--target", help="Outcome column (linear, logistic)."),
     time: str | None = typer.Option(None, "--time", help="Survival time column (cox)."),
@@ -84,16 +87,21 @@ def train(
     quality_config: Path | None = typer.Option(
         None, "--quality-config", help="TOML or JSON file overriding the quality catalogue."
     ),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="rnn: outcome CSV for a stay folder / archive or a long CSV."
+    ),
+    id_col: str | None = typer.Option(None, "--id-col", help="rnn: id column of --labels."),
+    test_labels: Path | None = typer.Option(
+        None, "--test-labels", help="rnn: outcome CSV of --test-data (default: --labels)."
+    ),
 ) -> None:
     """Train a model, evaluate it with bootstrap CIs, and save it to the registry."""
     from medfusion.cli.main import _progress
     from medfusion.services.training import train_model
 
     params = _parse_params(param or [])
-    if device is not None:
-        if model not in ("cnn", "rnn"):
-            raise InvalidRequestError(f"--device applies to the torch models (cnn, rnn), not {model!r}")
-        params["device"] = device
+    if device is not None and model not in ("cnn", "rnn"):
+        raise InvalidRequestError(f"--device applies to the torch models (cnn, rnn), not {model!r}")
     with _progress() as bar:
         task = bar.add_task(f"training {model}", total=None)
         result = train_model(
@@ -112,6 +120,10 @@ def train(
             ),
             quality=quality,
             quality_config=quality_config,
+            labels=labels,
+            id_col=id_col,
+            test_labels=test_labels,
+            device=device or "auto",
         )
     for finding in result.quality_findings:
         # stderr, so that --json keeps its last stdout line to itself.
@@ -154,12 +166,13 @@ def evaluate(
         ..., "--data", help="Table with the outcome column(s), or a .npz of labelled images."
     ),
     seed: int = typer.Option(42, "--seed", help="Bootstrap seed."),
+    labels: Path | None = typer.Option(None, "--labels", help="rnn: outcome CSV for folder data."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last line."),
 ) -> None:
     """Evaluate a saved model on new data, with bootstrap CIs."""
     from medfusion.services.training import evaluate_model
 
-    result = evaluate_model(model_id=model_id, data=data, seed=seed)
+    result = evaluate_model(model_id=model_id, data=data, seed=seed, labels=labels)
     if as_json:
         typer.echo(json.dumps(result.as_json()))
         return
@@ -173,7 +186,9 @@ def explain(
     ),
     rows: int | None = typer.Option(None, "--rows", help="Explain only the first N rows."),
     out: Path | None = typer.Option(
-        None, "--out", help="Folder for PNG bar charts (tabular) or heat maps (images; required)."
+        None,
+        "--out",
+        help="Folder for PNG bar charts (tabular) or heat maps (cnn, rnn; default explain-NAME-vN).",
     ),
     method: str = typer.Option(
         "auto", "--method", help="auto/linear (exact coef x centred value) or shapley (model-agnostic)."
@@ -181,7 +196,7 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
 ) -> None:
     """Explain a saved model's predictions per feature, with global importance."""
-    from medfusion.services.explaining import ExplainResult, explain_model
+    from medfusion.services.explaining import explain_model
 
     result = explain_model(
         model_id=model_id,
@@ -193,17 +208,30 @@ def explain(
     if as_json:
         typer.echo(json.dumps(result.as_json()))
         return
-    if not isinstance(result, ExplainResult):  # images: one PNG per image
-        table = Table(title=f"{result.model_id}: {result.method}")
-        for column in ("image", "class", "probability", "attribution file"):
-            table.add_column(column)
-        for row in result.rows:
-            table.add_row(
-                str(row["row"]), str(row["class"]), _fmt(row["prediction"]), row["attribution_file"]
+    if result.attributions is not None:  # images and sequences: attribution files per row
+        payload = result.attributions
+        ranked = sorted(payload["global_importance"].items(), key=lambda item: -item[1])
+        if ranked:
+            table = Table(title=f"{result.model_id}: mean |attribution| per variable")
+            table.add_column("variable")
+            table.add_column("importance", justify="right")
+            for name, value in ranked[:20]:
+                table.add_row(name, _fmt(value))
+            console.print(table)
+        rows_table = Table(title=f"{result.model_id}: {payload['method']}")
+        for column in ("row", "class", "probability", "attribution file"):
+            rows_table.add_column(column)
+        for row in payload["rows"]:
+            rows_table.add_row(
+                str(row.get("id", row["row"])),
+                str(row["class"]),
+                _fmt(row["prediction"]),
+                row.get("heatmap_file", row["attribution_file"]),
             )
-        console.print(table)
+        console.print(rows_table)
         return
     explanation = result.explanation
+    assert explanation is not None
     table = Table(title=f"{result.model_id}: global importance ({explanation.output})")
     table.add_column("feature")
     table.add_column("mean |contribution|", justify="right")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import orjson
 
@@ -34,8 +35,16 @@ def restrict_elements(stored: StoredResource, elements: Sequence[str]) -> bytes:
 
 
 def bundle_links(url: str, params: list[tuple[str, str]] | None = None) -> str:
-    """``url`` with ``params`` encoded as its query string."""
-    return f"{url}?{urlencode(params)}" if params else url
+    """``url`` with ``params`` encoded as its query string (as ``urlencode`` does)."""
+    if not params:
+        return url
+    return f"{url}?" + "&".join(f"{_quoted(k)}={_quoted(v)}" for k, v in params)
+
+
+@lru_cache(maxsize=4096)
+def _quoted(text: str) -> str:
+    # Search links repeat the same names, codes and counts; quoting is the costly part.
+    return quote_plus(text)
 
 
 def _entry(base: str, stored: StoredResource, body: bytes, mode: str | None) -> dict[str, Any]:

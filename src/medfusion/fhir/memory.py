@@ -153,6 +153,9 @@ class InMemoryRepository:
     def read(self, resource_type: str, id: str) -> StoredResource:
         return InMemoryTransaction(self._versions).read(resource_type, id)
 
+    def search(self, query: SearchQuery) -> SearchResult:
+        return InMemoryTransaction(self._versions).search(query)
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for (resource_type, _), history in sorted(self._versions.items()):

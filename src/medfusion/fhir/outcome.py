@@ -8,12 +8,15 @@ from medfusion.errors import (
     BundleEntryError,
     BusinessRuleError,
     ConflictError,
+    ForbiddenError,
     GoneError,
     InvalidRequestError,
     MedfusionError,
     NotFoundError,
     PayloadTooLargeError,
     PreconditionFailedError,
+    TooManyRequestsError,
+    UnauthorizedError,
 )
 
 __all__ = ["STATUS_TABLE", "operation_outcome", "outcome_for_error", "status_for"]
@@ -23,11 +26,14 @@ __all__ = ["STATUS_TABLE", "operation_outcome", "outcome_for_error", "status_for
 STATUS_TABLE: tuple[tuple[type[MedfusionError], int], ...] = (
     (PayloadTooLargeError, 413),
     (InvalidRequestError, 400),
+    (ForbiddenError, 403),
     (NotFoundError, 404),
     (GoneError, 410),
     (ConflictError, 409),
     (PreconditionFailedError, 412),
     (BusinessRuleError, 422),
+    (UnauthorizedError, 401),
+    (TooManyRequestsError, 429),
 )
 
 

@@ -179,6 +179,10 @@ class FhirRepository(Protocol):
         """Read the current version in a short transaction of its own (the hot path)."""
         ...
 
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Run a search in a short read transaction of its own (the other hot path)."""
+        ...
+
     def counts(self) -> dict[str, int]:
         """Number of live resources per type."""
         ...

@@ -1,4 +1,4 @@
-"""Clinical prediction models: tabular and image estimators, metrics, reports and a registry.
+"""Clinical prediction models on tables, images and sequences: estimators, metrics, reports, a registry.
 
 Every estimator follows the scikit-learn contract (``fit`` returns self, learned
 attributes end in ``_``, randomness only from ``random_state``) and carries its own
@@ -22,7 +22,13 @@ from medfusion.ml._data import (
     split_features,
 )
 from medfusion.ml._datasets import CLEVELAND_COLUMNS, load_cleveland
-from medfusion.ml._describe import library_versions, metrics_json, model_details, outcome_summary
+from medfusion.ml._describe import (
+    library_versions,
+    metrics_json,
+    model_details,
+    outcome_summary,
+    run_header,
+)
 from medfusion.ml._estimators import LinearModel, LogisticModel, TabularEstimator, make_preprocessor
 from medfusion.ml._evaluate import Evaluation, cross_validate, evaluate, survival_grid
 from medfusion.ml._explain import (
@@ -61,7 +67,23 @@ from medfusion.ml._metrics import (
 )
 from medfusion.ml._plots import kaplan_meier, plot_evaluation, plot_explanation, plot_training_curves
 from medfusion.ml._registry import ModelRecord, Registry
-from medfusion.ml._report import model_card, run_report
+from medfusion.ml._report import model_card, report_files, run_report
+from medfusion.ml._sequence import RNNModel, as_sequences, summary_features
+from medfusion.ml._sequence_data import (
+    SequenceData,
+    read_long_csv,
+    read_physionet,
+    read_sequences,
+    read_ucr,
+    sequence_kind,
+)
+from medfusion.ml._sequence_explain import (
+    SequenceDeletion,
+    SequenceExplanation,
+    integrated_gradients,
+    plot_attribution,
+    sequence_deletion_test,
+)
 from medfusion.ml._shapley import DeletionResult, background_reference, deletion_test, shapley_values
 
 if TYPE_CHECKING:
@@ -74,16 +96,7 @@ if TYPE_CHECKING:
         occlusion,
         overlay_png,
     )
-    from medfusion.ml._torch import (
-        EpochRecord,
-        FitConfig,
-        History,
-        TorchEstimator,
-        batches,
-        fit_loop,
-        resolve_device,
-        seeded,
-    )
+    from medfusion.ml._torch import FitConfig, History, TorchEstimator, fit_loop, resolve_device
 
 # torch takes seconds to import: the names that need it load on first use, so the tabular
 # commands and the web app never pay for it.
@@ -93,19 +106,8 @@ _LAZY = {
         ["CamResult", "ImageDeletion", "grad_cam", "image_deletion_test", "occlusion", "overlay_png"],
         "_saliency",
     ),
-    **dict.fromkeys(
-        [
-            "EpochRecord",
-            "FitConfig",
-            "History",
-            "TorchEstimator",
-            "batches",
-            "fit_loop",
-            "resolve_device",
-            "seeded",
-        ],
-        "_torch",
-    ),
+    # The torch base's public face; the rest of it (batches, seeded, ...) via medfusion.ml._torch.
+    **dict.fromkeys(["FitConfig", "History", "TorchEstimator", "fit_loop", "resolve_device"], "_torch"),
 }
 
 
@@ -123,7 +125,6 @@ __all__ = [
     "CensoringSurvival",
     "CoxModel",
     "DeletionResult",
-    "EpochRecord",
     "Estimate",
     "Evaluation",
     "Explanation",
@@ -135,17 +136,21 @@ __all__ = [
     "LogisticModel",
     "ModelRecord",
     "Output",
+    "RNNModel",
     "Registry",
     "ResNetSmall",
+    "SequenceData",
+    "SequenceDeletion",
+    "SequenceExplanation",
     "TabularData",
     "TabularEstimator",
     "Task",
     "TorchEstimator",
     "as_images",
+    "as_sequences",
     "auroc",
     "average_precision",
     "background_reference",
-    "batches",
     "binary_metrics",
     "bootstrap",
     "calibration_intercept",
@@ -164,6 +169,7 @@ __all__ = [
     "harrell_c",
     "image_deletion_test",
     "integrated_brier_score",
+    "integrated_gradients",
     "kaplan_meier",
     "library_versions",
     "load_cleveland",
@@ -178,42 +184,53 @@ __all__ = [
     "odds_ratios",
     "outcome_summary",
     "overlay_png",
+    "plot_attribution",
     "plot_evaluation",
     "plot_explanation",
     "plot_training_curves",
     "prepare",
     "read_image_split",
     "read_image_splits",
+    "read_long_csv",
+    "read_physionet",
+    "read_sequences",
     "read_table",
+    "read_ucr",
     "reference_values",
     "regression_metrics",
+    "report_files",
     "resolve_device",
+    "run_header",
     "run_report",
-    "seeded",
+    "sequence_deletion_test",
+    "sequence_kind",
     "shapley_values",
     "source_features",
     "split_features",
+    "summary_features",
     "survival_grid",
     "survival_metrics",
     "survival_target",
     "uno_c",
 ]
 
-MODEL_KINDS = ("linear", "logistic", "cox", "cnn")
+MODEL_KINDS = ("linear", "logistic", "cox", "cnn", "rnn")
 
 
-def make_estimator(kind: str, *, random_state: int | None = None, **params: Any) -> Any:
+def make_estimator(
+    kind: str, *, random_state: int | None = None, **params: Any
+) -> TabularEstimator | RNNModel | CNNClassifier:
     """A fresh, unfitted estimator of one kind.
 
     Parameters
     ----------
     kind
-        ``linear``, ``logistic``, ``cox`` or ``cnn``.
+        ``linear``, ``logistic``, ``cox``, ``cnn`` or ``rnn``.
     random_state
         Seed, for the kinds that use randomness.
     **params
         Estimator parameters (e.g. ``alpha`` for ridge, ``penalty`` for logistic,
-        ``device`` or ``max_epochs`` for cnn).
+        ``device`` or ``max_epochs`` for cnn and rnn).
 
     Raises
     ------
@@ -231,6 +248,8 @@ def make_estimator(kind: str, *, random_state: int | None = None, **params: Any)
             from medfusion.ml._cnn import CNNClassifier
 
             return CNNClassifier(random_state=random_state, **params)
+        if kind == "rnn":
+            return RNNModel(random_state=random_state, **params)
     except TypeError as error:
         raise InvalidRequestError(f"bad parameter for model {kind!r}: {error}") from None
     raise InvalidRequestError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")

@@ -1,11 +1,13 @@
 """``cnn``: a small residual network classifying 2-D images, as a scikit-learn estimator.
 
-The default is deliberately small (three residual stages of 16, 32 and 64 channels, about
-77 k weights) because the target data (MedMNIST, 28x28) is small and the machine is a CPU.
+The default is deliberately small (three residual stages of 32, 64 and 128 channels, about
+307 k weights) because the target data (MedMNIST, 28x28) is small and the machine is a CPU.
 What makes it accurate on such data is the training recipe rather than depth: random flips
 and small affine jitter, label smoothing, AdamW with a one-cycle schedule, the weights of
-the best validation-AUROC epoch, horizontal-flip test-time augmentation, and an ensemble
-of a few seeds whose probabilities are averaged.
+the best validation-AUROC epoch, horizontal-flip test-time augmentation, an ensemble of
+two seeds whose probabilities are averaged, and Platt scaling on the validation images.
+On BreastMNIST two networks of width 32 beat five of width 16 at about the same CPU
+cost (see docs/benchmarks.md).
 
 Images are ``(n, H, W)`` (grayscale) or ``(n, H, W, C)`` / ``(n, C, H, W)`` with
 ``C`` 1 or 3, at least 28x28. Integer images are read as 0-255 intensities.
@@ -28,9 +30,19 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from medfusion.ml._images import as_images
-from medfusion.ml._torch import EpochRecord, FitConfig, History, TorchEstimator, fit_loop, seeded
+from medfusion.ml._torch import (
+    EpochRecord,
+    FitConfig,
+    History,
+    TorchEstimator,
+    fit_loop,
+    seeded,
+    torch_threads,
+)
 
-__all__ = ["CNNClassifier", "ResNetSmall"]
+__all__ = ["MAX_CALIBRATION_SLOPE", "CNNClassifier", "ResNetSmall"]
+
+MAX_CALIBRATION_SLOPE = 5.0
 
 
 class _Block(nn.Module):
@@ -140,6 +152,10 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         Augmentation ranges: degrees, share of the image side, relative zoom.
     tta
         Average the predictions on each image and its mirror image.
+    calibrate
+        Recalibrate the ensemble's probabilities on the validation images: Platt scaling
+        of the logit (binary) or a temperature (multiclass). Label smoothing and class
+        imbalance leave raw softmax outputs biased, which costs accuracy at 0.5.
     n_members
         Networks trained with different seeds whose probabilities are averaged.
     patience
@@ -147,6 +163,10 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
     validation_fraction
         Share of the training images held out for early stopping when ``fit`` gets no
         ``validation_data`` (stratified); ``0`` trains on all and keeps the last epoch.
+    n_threads
+        CPU threads torch uses while fitting and predicting (``None``: torch's default).
+        As for ``rnn``: one thread wastes least on a shared machine, and a fixed count
+        keeps seeded CPU results identical.
     device
         ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     random_state
@@ -163,13 +183,16 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         The trained members, on the CPU after pickling.
     histories_ : list of History
         Training curves per member.
+    calibration_ : tuple of float or None
+        ``(slope, intercept)`` applied to the logit (binary; multiclass: ``(1 / T, 0)``),
+        ``None`` without validation data or when the fit was degenerate.
     """
 
     def __init__(
         self,
         *,
-        width: int = 16,
-        max_epochs: int = 35,
+        width: int = 32,
+        max_epochs: int = 40,
         batch_size: int = 32,
         lr: float = 3e-3,
         weight_decay: float = 5e-4,
@@ -180,9 +203,11 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         shift: float = 0.1,
         scale: float = 0.1,
         tta: bool = True,
-        n_members: int = 5,
+        calibrate: bool = True,
+        n_members: int = 2,
         patience: int | None = 15,
         validation_fraction: float = 0.15,
+        n_threads: int | None = 1,
         device: str = "auto",
         random_state: int | None = None,
     ) -> None:
@@ -198,9 +223,11 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         self.shift = shift
         self.scale = scale
         self.tta = tta
+        self.calibrate = calibrate
         self.n_members = n_members
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.n_threads = n_threads
         self.device = device
         self.random_state = random_state
 
@@ -258,6 +285,16 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         progress
             Called with ``(member, epoch record)`` after every epoch.
         """
+        with torch_threads(self.n_threads):
+            return self._fit(X, y, validation_data, progress)
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        validation_data: tuple[Any, Any] | None,
+        progress: Callable[[int, EpochRecord], None] | None,
+    ) -> CNNClassifier:
         self._check_params()
         if y is None:
             raise ValueError("CNNClassifier requires y to be passed, but the target y is None.")
@@ -294,10 +331,10 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         self.n_features_in_ = int(np.prod(self.image_shape_))
         self.mean_ = images.mean(axis=(0, 2, 3)).astype(np.float32)
         self.std_ = (images.std(axis=(0, 2, 3)) + 1e-6).astype(np.float32)
-        train = (self._normalise(images), torch.from_numpy(target))
+        train = [self._normalise(images), torch.from_numpy(target)]
         validation = None
         if val_images is not None and val_target is not None:
-            validation = (self._normalise(val_images), torch.from_numpy(val_target))
+            validation = [self._normalise(val_images), torch.from_numpy(val_target)]
         device = self._device()
         self.modules_: list[ResNetSmall] = []
         self.histories_: list[History] = []
@@ -307,12 +344,17 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
             module, history = self._fit_member(train, validation, seed, device, member, progress)
             self.modules_.append(module)
             self.histories_.append(history)
+        self.calibration_ = None
+        if self.calibrate and validation is not None:
+            self.calibration_ = _fit_calibration(
+                self._logits(self.modules_, validation[0], device), validation[1].numpy()
+            )
         return self
 
     def _fit_member(
         self,
-        train: tuple[torch.Tensor, torch.Tensor],
-        validation: tuple[torch.Tensor, torch.Tensor] | None,
+        train: list[torch.Tensor],
+        validation: list[torch.Tensor] | None,
         seed: int | None,
         device: torch.device,
         member: int,
@@ -325,6 +367,7 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
             lr=self.lr,
             weight_decay=self.weight_decay,
             patience=self.patience,
+            min_delta=-1e-9,  # among equal validation AUROCs the later, more trained weights win
         )
         loss = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
         augment = _augmenter(True, self.rotate, self.shift, self.scale) if self.augment else None
@@ -353,14 +396,15 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
 
     def _validation_score(
         self, loss: nn.Module, device: torch.device
-    ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[float, float]]:
+    ) -> Callable[[nn.Module, Sequence[torch.Tensor]], tuple[float, float]]:
         from sklearn.metrics import roc_auc_score
 
-        def score(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+        def score(module: nn.Module, validation: Sequence[torch.Tensor]) -> tuple[float, float]:
+            inputs, targets = validation
             logits = self._logits([module], inputs, device)
-            value = float(loss(logits, targets))
+            value = float(loss(logits, targets.cpu()))
             probabilities = torch.softmax(logits, 1).numpy()
-            y = targets.numpy()
+            y = targets.cpu().numpy()
             if len(np.unique(y)) < 2:
                 return -value, value
             if probabilities.shape[1] == 2:
@@ -410,13 +454,29 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
                 out.append(torch.log(probs.clamp_min(1e-12)).cpu())
         return torch.cat(out)
 
+    def _probabilities(
+        self, modules: Sequence[nn.Module], inputs: torch.Tensor, device: torch.device
+    ) -> torch.Tensor:
+        """Ensemble (and mirror) averaged probabilities, recalibrated when ``calibration_`` is set."""
+        logits = self._logits(modules, inputs, device)
+        calibration = getattr(self, "calibration_", None)
+        if calibration is not None:
+            slope, intercept = calibration
+            if logits.shape[1] == 2:
+                logits = torch.stack(
+                    [torch.zeros(len(logits)), slope * (logits[:, 1] - logits[:, 0]) + intercept], 1
+                )
+            else:
+                logits = slope * logits
+        return torch.softmax(logits, 1)
+
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities ``(n, n_classes)``, averaged over members (and mirror images)."""
+        """Class probabilities ``(n, n_classes)``: members and mirror images averaged, then recalibrated."""
         inputs = self.transform_images(X)
         device = self._device()
         modules = [m.to(device).eval() for m in self.modules_]
-        logits = self._logits(modules, inputs, device)
-        return torch.softmax(logits, 1).numpy().astype(np.float64)
+        with torch_threads(self.n_threads):
+            return self._probabilities(modules, inputs, device).numpy().astype(np.float64)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class per image."""
@@ -428,3 +488,43 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         """The first member's training curves (all members: ``histories_``)."""
         check_is_fitted(self, "histories_")
         return self.histories_[0]
+
+
+def _fit_calibration(logits: torch.Tensor, y: np.ndarray) -> tuple[float, float] | None:
+    """Platt scaling of the logit (binary) or a temperature (multiclass), fitted by log loss.
+
+    Returns ``None`` when the validation labels hold one class or the fitted slope is not
+    positive (a calibration that would reverse the ranking is a sign of noise, not bias).
+    The slope is capped at ``MAX_CALIBRATION_SLOPE``: a steeper one means the validation
+    images are (nearly) separable, the fit is not identified, and the probabilities would
+    saturate at 0 and 1, leaving nothing for occlusion or deletion tests to measure.
+    """
+    from scipy.optimize import minimize
+
+    if len(np.unique(y)) < 2:
+        return None
+    scores = logits.double().numpy()
+    rows = np.arange(len(y))
+
+    def loss(params: np.ndarray) -> float:
+        slope, intercept = params
+        if scores.shape[1] == 2:
+            z = slope * (scores[:, 1] - scores[:, 0]) + intercept
+            return float(np.mean(np.logaddexp(0, -z) * (y == 1) + np.logaddexp(0, z) * (y == 0)))
+        scaled = slope * scores
+        return float(np.mean(np.logaddexp.reduce(scaled, axis=1) - scaled[rows, y]))
+
+    start = np.array([1.0, 0.0])
+    if scores.shape[1] == 2:
+        slope, intercept = minimize(loss, start, method="Nelder-Mead").x
+        if slope > MAX_CALIBRATION_SLOPE:
+            slope = MAX_CALIBRATION_SLOPE
+            intercept = minimize(lambda b: loss(np.array([slope, b[0]])), start[1:], method="Nelder-Mead").x[
+                0
+            ]
+    else:
+        slope = minimize(lambda t: loss(np.array([t[0], 0.0])), start[:1], method="Nelder-Mead").x[0]
+        slope, intercept = min(slope, MAX_CALIBRATION_SLOPE), 0.0
+    if not (np.isfinite(slope) and np.isfinite(intercept)) or slope <= 0:
+        return None
+    return float(slope), float(intercept)

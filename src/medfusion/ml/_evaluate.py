@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -75,9 +74,7 @@ def _class_index(model: Any, y: np.ndarray) -> np.ndarray:
         raise DataError(f"the target holds class {missing} that the model was not trained on") from None
 
 
-def _scores(
-    model: Any, X: pd.DataFrame, task: Task, grid: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _scores(model: Any, X: Any, task: Task, grid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     if task == "regression":
         return np.asarray(model.predict(X), dtype=float), None
     if task == "binary":
@@ -118,6 +115,11 @@ def _bootstrap(
         raise DataError(f"metrics cannot be computed on this data: {error}") from None
 
 
+def _rows(X: Any, rows: np.ndarray) -> Any:
+    """Rows of a DataFrame or of an array (sequence models take 3-D arrays)."""
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
+
 def _encode(model: Any, y: np.ndarray, task: Task) -> tuple[np.ndarray, list[str]]:
     if task in ("binary", "multiclass"):
         return _class_index(model, y), [str(c) for c in model.classes_]
@@ -125,7 +127,7 @@ def _encode(model: Any, y: np.ndarray, task: Task) -> tuple[np.ndarray, list[str
 
 
 def evaluate(
-    model: Any, X: pd.DataFrame, y: np.ndarray, *, task: Task, n_boot: int = 500, seed: int = 42
+    model: Any, X: Any, y: np.ndarray, *, task: Task, n_boot: int = 500, seed: int = 42
 ) -> Evaluation:
     """Metrics of a fitted ``model`` on ``X``, ``y`` with seeded bootstrap CIs.
 
@@ -146,7 +148,7 @@ def evaluate(
 
 def cross_validate(
     estimator: BaseEstimator,
-    X: pd.DataFrame,
+    X: Any,
     y: np.ndarray,
     *,
     task: Task,
@@ -178,10 +180,10 @@ def cross_validate(
     score: np.ndarray | None = None
     curves = np.zeros((len(y), len(grid))) if grid is not None else None
     classes: list[str] = []
-    for train, test in splitter.split(X, stratify if stratify is not None else None):
-        model = clone(estimator).fit(X.iloc[train], y[train])
+    for train, test in splitter.split(np.zeros(len(y)), stratify if stratify is not None else None):
+        model = clone(estimator).fit(_rows(X, train), y[train])
         fold_y, classes = _encode(model, y[test], task)
-        fold_score, fold_curves = _scores(model, X.iloc[test], task, grid)
+        fold_score, fold_curves = _scores(model, _rows(X, test), task, grid)
         if score is None:
             score = np.zeros((len(y), *fold_score.shape[1:]))
             encoded = np.zeros((len(y), *fold_y.shape[1:]), dtype=fold_y.dtype)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["model_card", "run_report"]
+__all__ = ["model_card", "report_files", "run_report"]
 
 Block = str | tuple[Sequence[str], Sequence[Sequence[str]]]
 _STYLE = (
@@ -72,14 +72,12 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
         ]
     else:
         calibration = ["See the residual and predicted-vs-observed plots in the run report."]
-    limitations = list(meta.get("limitations") or [])  # model kinds other than tabular bring their own
-    if not limitations:
-        limitations = [
-            "Validated internally on a random split of one data set only; performance on other sites, "
-            "periods or populations is unknown.",
-            "Linear effects on the scaled predictors; no interactions or non-linear terms were searched.",
-            "Missing predictor values are imputed (median / most frequent) from the training rows.",
-        ]
+    limitations = list(meta.get("limitations") or []) or [
+        "Validated internally on a random split of one data set only; performance on other sites, "
+        "periods or populations is unknown.",
+        "Linear effects on the scaled predictors; no interactions or non-linear terms were searched.",
+        "Missing predictor values are imputed (median / most frequent) from the training rows.",
+    ]
     violated = [name for name, row in meta.get("ph_test", {}).items() if row["p"] < 0.05]
     if violated:
         limitations.append(
@@ -112,6 +110,14 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
             )
             + "."
         )
+    if meta.get("network"):
+        network = meta["network"]
+        spec.append(
+            f"Ensemble members kept on validation: {', '.join(network['members'])}; "
+            f"epochs per network {network['epochs']}; validation scores {network['validation_scores']}."
+        )
+    if meta.get("explanation_note"):
+        spec.append(str(meta["explanation_note"]))
     if meta.get("coefficients"):
         spec.append(
             (["feature (scaled)", "coefficient"], [[k, _fmt(v)] for k, v in meta["coefficients"].items()])
@@ -128,9 +134,12 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
         (
             "Predictors",
             [
-                data.get("predictors_note")
-                or f"{len(data['predictors'])} columns: {', '.join(data['predictors'])}. "
-                "Numeric ones are median-imputed and standardised; text ones one-hot encoded."
+                f"{len(data['predictors'])} column{'' if len(data['predictors']) == 1 else 's'}: "
+                f"{', '.join(data['predictors'])}. "
+                + (
+                    meta.get("predictors_note")
+                    or "Numeric ones are median-imputed and standardised; text ones one-hot encoded."
+                )
             ],
         ),
         ("Outcome", [f"{', '.join(data['outcome'])} ({task}). {data.get('outcome_summary', '')}"]),
@@ -260,3 +269,20 @@ def _explanation_blocks(summary: Mapping[str, Any]) -> list[Block]:
         blocks += ["Example test rows (largest contributions first):"]
         blocks.append((["test row", "prediction", "top contributions"], cases))
     return blocks
+
+
+def report_files(plots: Mapping[str, bytes]) -> Callable[[Mapping[str, Any]], dict[str, bytes]]:
+    """The files a training run saves beside its model: PNG plots, model card, HTML report.
+
+    Returns a function of the saved record (the registry fills in id and version first).
+    """
+
+    def files(record: Mapping[str, Any]) -> dict[str, bytes]:
+        markdown, card_html = model_card(record)
+        out = {f"plots/{name}.png": png for name, png in plots.items()}
+        out["model_card.md"] = markdown.encode()
+        out["model_card.html"] = card_html.encode()
+        out["report.html"] = run_report(record, plots).encode()
+        return out
+
+    return files

@@ -119,7 +119,7 @@ def occlusion(
         masked = inputs[i].repeat(len(rows) * len(cols), 1, 1, 1)
         for k, (r, c) in enumerate((r, c) for r in rows for c in cols):
             masked[k, :, r : r + patch, c : c + patch] = 0.0  # the training mean, once normalised
-        probs = torch.softmax(model._logits(members, masked, device), 1)[:, chosen[i]].numpy()
+        probs = model._probabilities(members, masked, device)[:, chosen[i]].numpy()
         drop = np.zeros((height, width), dtype=np.float32)
         cover = np.zeros((height, width), dtype=np.float32)
         for k, (r, c) in enumerate((r, c) for r in rows for c in cols):
@@ -173,7 +173,7 @@ def image_deletion_test(
     members = [m.to(device).eval() for m in model.modules_]
 
     def probability(batch: torch.Tensor, cls: int) -> np.ndarray:
-        return torch.softmax(model._logits(members, batch, device), 1)[:, cls].numpy()
+        return model._probabilities(members, batch, device)[:, cls].numpy()
 
     rng = np.random.default_rng(seed)
     per_image = np.zeros((n, 2))

@@ -1,14 +1,15 @@
-"""What every PyTorch model of medfusion shares: device choice, seeding, a fit loop, history.
+"""What every PyTorch model of medfusion shares: device choice, seeding, threads, one fit loop.
 
-Image (CNN) and sequence (RNN) estimators subclass :class:`TorchEstimator` and supply a
-network and their input checks; this module owns the training loop so that early
-stopping, learning-rate schedules, batching and the recorded training curves behave the
-same for every model kind.
+Image (``cnn``) and sequence (``rnn``) estimators build their network and tensors and
+hand them to :func:`fit_loop`, so early stopping, learning-rate schedules, batching and
+the recorded training curves behave the same for every model kind. Tensors are moved to
+the device once and batches are drawn by index, with no DataLoader: on small clinical
+data sets the loader's per-batch overhead would dominate the step time.
 
-Determinism: on the CPU a fit is a pure function of the data, the parameters and
-``random_state``. The loop draws every random number (initial weights, shuffling,
-dropout, augmentation) inside :func:`seeded`, which forks the global torch generator
-so that fitting neither depends on nor disturbs the caller's random state.
+Determinism: on the CPU a fit is a pure function of the data, the parameters and the
+seed. Every random number (initial weights, shuffling, dropout, augmentation) is drawn
+inside :func:`seeded`, which forks the global torch generator so that fitting neither
+depends on nor disturbs the caller's random state.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -25,6 +26,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from torch import nn
+
+from medfusion.errors import InvalidRequestError
 
 __all__ = [
     "Device",
@@ -36,42 +39,57 @@ __all__ = [
     "fit_loop",
     "resolve_device",
     "seeded",
+    "torch_threads",
 ]
 
 Device = Literal["auto", "cpu", "cuda"]
 
 
 def resolve_device(device: str) -> torch.device:
-    """The torch device for ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``.
+    """The torch device for ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda[:N]``.
 
     Raises
     ------
-    ValueError
+    InvalidRequestError
         Unknown name, or ``cuda`` asked for on a machine without a CUDA device.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
         return torch.device("cpu")
-    if device == "cuda":
+    if device == "cuda" or device.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but no CUDA device is available")
-        return torch.device("cuda")
-    raise ValueError(f"device must be auto, cpu or cuda; got {device!r}")
+            raise InvalidRequestError(f"device {device!r} was asked for but no CUDA GPU is available")
+        return torch.device(device)
+    raise InvalidRequestError(f"device must be auto, cpu or cuda; got {device!r}")
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads (``None``: leave as is), then restore."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextmanager
 def seeded(seed: int | None, device: torch.device) -> Iterator[torch.Generator]:
     """Run a block with torch's global generator(s) seeded, restoring them afterwards.
 
-    Yields a separate CPU generator for data order and augmentation, so that those
-    draws do not depend on how many numbers the network's layers consumed.
+    Yields a separate CPU generator, seeded alike, for data order and augmentation, so
+    that those draws do not depend on how many numbers the network's layers consumed.
     """
     seed = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        yield torch.Generator().manual_seed(seed + 1)
+        yield torch.Generator().manual_seed(seed)
 
 
 def batches(n: int, batch_size: int, *, generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -90,7 +108,10 @@ def batches(n: int, batch_size: int, *, generator: torch.Generator | None = None
 
 @dataclass(slots=True)
 class EpochRecord:
-    """One epoch of training: losses, the validation score, learning rate and time."""
+    """One epoch: losses, the validation score, learning rate, rows seen and training time.
+
+    ``seconds`` is the training pass alone (forward, backward, step), without validation.
+    """
 
     epoch: int
     train_loss: float
@@ -98,6 +119,7 @@ class EpochRecord:
     val_score: float | None
     lr: float
     seconds: float
+    samples: int = 0
 
 
 @dataclass(slots=True)
@@ -112,7 +134,7 @@ class History:
         The epoch (1-based) whose weights the model keeps: the best validation score,
         or the last epoch without validation data.
     score_name
-        What ``val_score`` measures (e.g. ``auroc``); higher is better.
+        What ``val_score`` measures (e.g. ``auroc``, ``-loss``); higher is better.
     stopped_early
         Whether patience ran out before ``max_epochs``.
     """
@@ -133,8 +155,14 @@ class History:
 
     @property
     def seconds(self) -> float:
-        """Wall time of all epochs."""
+        """Training time of all epochs (validation excluded)."""
         return sum(e.seconds for e in self.epochs)
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training throughput over all epochs."""
+        seconds = self.seconds
+        return sum(e.samples for e in self.epochs) / seconds if seconds > 0 else math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +175,20 @@ class FitConfig:
         Upper bound on passes over the training data.
     batch_size
     lr
-        Peak learning rate of the one-cycle schedule (AdamW).
+        Learning rate (the peak of the one-cycle schedule).
     weight_decay
-        AdamW decoupled weight decay.
+        Decoupled (``adamw``) or L2 (``adam``) weight decay.
     patience
         Stop after this many epochs without a better validation score (``None``: never).
+    optimizer
+        ``adamw`` or ``adam``.
+    schedule
+        ``onecycle`` (warm up, then cosine annealing to near zero) or ``constant``.
     warmup
         Share of the steps spent raising the learning rate (one-cycle ``pct_start``).
+    min_delta
+        A validation score counts as better when it exceeds the kept one by more than
+        this; a tiny negative value lets later epochs win ties (small validation sets).
     """
 
     max_epochs: int = 50
@@ -161,13 +196,27 @@ class FitConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int | None = 15
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    schedule: Literal["onecycle", "constant"] = "onecycle"
     warmup: float = 0.2
+    min_delta: float = 0.0
 
 
-Tensors = tuple[torch.Tensor, torch.Tensor]
+Tensors = Sequence[torch.Tensor]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Scorer = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[float, float]]
+Scorer = Callable[[nn.Module, Tensors], tuple[float, float]]
 Progress = Callable[[EpochRecord], None]
+
+
+def _optimizer(module: nn.Module, config: FitConfig, steps: int) -> tuple[Any, Any]:
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = kind(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = None
+    if config.schedule == "onecycle":
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=max(steps, 2), pct_start=config.warmup
+        )
+    return optimizer, schedule
 
 
 def fit_loop(
@@ -180,32 +229,32 @@ def fit_loop(
     device: torch.device,
     validation: Tensors | None = None,
     score: Scorer | None = None,
-    score_name: str = "score",
+    score_name: str = "-loss",
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     progress: Progress | None = None,
 ) -> History:
-    """Train ``module`` in place with AdamW and a one-cycle schedule; keep its best weights.
+    """Train ``module`` in place; keep the weights of its best validation epoch.
 
     Parameters
     ----------
     module
-        The network, already on ``device``.
+        The network; ``module(*inputs)`` gives what ``loss`` takes. Moved to ``device``.
     train
-        ``(inputs, targets)`` on the CPU; batches are moved to ``device`` as they are used.
+        ``(*inputs, target)`` tensors with the rows on axis 0.
     loss
         ``loss(outputs, targets)`` to minimise.
     config
-        Epochs, batch size, learning rate, weight decay, patience.
+        Optimiser, schedule, epochs, batch size, patience.
     generator
         Draws the batch order and the augmentation.
     validation
-        ``(inputs, targets)`` for early stopping; without it every epoch runs and the
+        ``(*inputs, target)`` for early stopping; without it every epoch runs and the
         last weights are kept.
     score
-        ``score(module, inputs, targets) -> (score, loss)`` on the validation data, module
-        in eval mode; higher scores are better. Default: the negative validation loss.
+        ``score(module, validation) -> (score, loss)``, module in eval mode, no
+        gradients; higher scores are better. Default: the negative validation loss.
     augment
-        Applied to each training batch (on ``device``) before the forward pass.
+        Applied to the first input of each training batch before the forward pass.
     progress
         Called after every epoch with its record.
 
@@ -214,53 +263,49 @@ def fit_loop(
     History
         The training curves; ``module`` holds the weights of ``history.best_epoch``.
     """
-    inputs, targets = train
-    steps_per_epoch = len(batches(len(inputs), config.batch_size))
-    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.lr,
-        total_steps=max(config.max_epochs * steps_per_epoch, 2),
-        pct_start=config.warmup,
-    )
+    module.to(device)
+    train = [t.to(device) for t in train]
+    held = [t.to(device) for t in validation] if validation is not None else None
+    n = int(train[0].shape[0])
+    optimizer, schedule = _optimizer(module, config, config.max_epochs * len(batches(n, config.batch_size)))
     history = History(score_name=score_name)
-    best_score, best_state = -math.inf, None
-    stale = 0
+    best_score, best_state, stale = -math.inf, None, 0
     for epoch in range(1, config.max_epochs + 1):
         started = time.perf_counter()
         module.train()
-        total, seen = 0.0, 0
+        total = 0.0
         lr = float(optimizer.param_groups[0]["lr"])
-        for rows in batches(len(inputs), config.batch_size, generator=generator):
-            xb, yb = inputs[rows].to(device), targets[rows].to(device)
+        for rows in batches(n, config.batch_size, generator=generator):
+            rows = rows.to(device)
+            *inputs, target = (t[rows] for t in train)
             if augment is not None:
-                xb = augment(xb, generator)
-            batch_loss = loss(module(xb), yb)
+                inputs[0] = augment(inputs[0], generator)
+            batch_loss = loss(module(*inputs), target)
             optimizer.zero_grad(set_to_none=True)
             batch_loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-            schedule.step()
+            if schedule is not None:
+                schedule.step()
             total += float(batch_loss.detach()) * len(rows)
-            seen += len(rows)
+        seconds = time.perf_counter() - started
         val_score = val_loss = None
-        if validation is not None:
+        if held is not None:
             module.eval()
             with torch.no_grad():
                 if score is None:
-                    val_loss = float(loss(module(validation[0].to(device)), validation[1].to(device)))
+                    val_loss = float(loss(module(*held[:-1]), held[-1]))
                     val_score = -val_loss
                 else:
-                    val_score, val_loss = score(module, *validation)
-        record = EpochRecord(
-            epoch, total / max(seen, 1), val_loss, val_score, lr, time.perf_counter() - started
-        )
+                    val_score, val_loss = score(module, held)
+        record = EpochRecord(epoch, total / n, val_loss, val_score, lr, seconds, n)
         history.epochs.append(record)
         if progress is not None:
             progress(record)
-        if val_score is None or val_score >= best_score:
-            # ">=": among equal scores the later (more trained) weights win.
-            best_score, stale, history.best_epoch = (val_score or 0.0), 0, epoch
-            best_state = copy.deepcopy(module.state_dict()) if validation is not None else None
+        if val_score is None:
+            history.best_epoch = epoch
+        elif val_score > best_score + config.min_delta:
+            best_score, stale, history.best_epoch = val_score, 0, epoch
+            best_state = copy.deepcopy(module.state_dict())
         else:
             stale += 1
             if config.patience is not None and stale >= config.patience:

@@ -18,12 +18,13 @@ from typing import Any, Literal
 from medfusion.errors import InvalidRequestError
 from medfusion.quality._units import DEFAULT_COLUMNS, VARIABLES, ColumnSpec, Variable
 
-__all__ = ["CATALOGUE", "CATALOGUE_VERSION", "Check", "QualityConfig", "load_config"]
+__all__ = ["CATALOGUE", "CATALOGUE_VERSION", "DEFAULT_ELEMENTS", "Check", "QualityConfig", "load_config"]
 
-CATALOGUE_VERSION = "2026.11"
+CATALOGUE_VERSION = "2026.12"
 
 Category = Literal["conformance", "completeness", "plausibility"]
 Severity = Literal["error", "warning"]
+Scope = Literal["table", "store"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Check:
         What the check looks for, shown in reports.
     enabled
         Whether the check runs.
+    scope
+        ``"table"`` for checks over a table (``--data``), ``"store"`` for checks over FHIR
+        resources (the record store and ``import --quality``).
     """
 
     id: str
@@ -53,6 +57,7 @@ class Check:
     threshold: float
     description: str
     enabled: bool = True
+    scope: Scope = "table"
 
 
 CATALOGUE: dict[str, Check] = {
@@ -90,7 +95,104 @@ CATALOGUE: dict[str, Check] = {
             "conversion; threshold: share of out-of-range values allowed",
         ),
         Check("duplicate_rows", "plausibility", "warning", 0.0, "rows repeated exactly"),
+        # Over FHIR resources (the record store, and the import gate for the local ones).
+        Check(
+            "fhir_structure",
+            "conformance",
+            "error",
+            0.0,
+            "required elements and value types (the FHIR R4 structure validator)",
+            scope="store",
+        ),
+        Check(
+            "code_format",
+            "conformance",
+            "error",
+            0.0,
+            "codes are well formed for their system: LOINC check digit, SNOMED CT concept id "
+            "(partition and Verhoeff check digit), ICD-10 / ICD-10-CM shape",
+            scope="store",
+        ),
+        Check("ucum_unit", "conformance", "error", 0.0, "UCUM unit codes of Quantities parse", scope="store"),
+        Check(
+            "reference_resolves",
+            "conformance",
+            "error",
+            0.0,
+            "relative references (Type/id) name a resource in the store; '#id' a contained one",
+            scope="store",
+        ),
+        Check(
+            "element_missing",
+            "completeness",
+            "warning",
+            0.05,
+            "share of resources missing an expected element, per element (per-element "
+            "thresholds in the config's 'elements'); threshold: the highest share allowed",
+            scope="store",
+        ),
+        Check(
+            "observation_range",
+            "plausibility",
+            "error",
+            0.0,
+            "Observation values (and components) of known LOINC codes inside the variable's "
+            "physiological range, after UCUM unit conversion",
+            scope="store",
+        ),
+        Check(
+            "temporal_order",
+            "plausibility",
+            "error",
+            0.0,
+            "no dates in the future, periods end after they start, the patient's birth "
+            "before every event and every event before death",
+            scope="store",
+        ),
+        Check(
+            "sex_specific",
+            "plausibility",
+            "warning",
+            0.0,
+            "codes for one sex only (pregnancy, prostate) recorded for a patient of the other",
+            scope="store",
+        ),
+        Check(
+            "age_specific",
+            "plausibility",
+            "warning",
+            0.0,
+            "codes for an age band only (paediatric percentiles) recorded outside it",
+            scope="store",
+        ),
+        Check(
+            "duplicate_resources",
+            "plausibility",
+            "warning",
+            0.0,
+            "resources repeating another's content under a new id, and Observations of one "
+            "patient, code and time with different values",
+            scope="store",
+        ),
     )
+}
+
+# Expected elements per resource type for the completeness check, with the highest missing
+# share allowed (None: the check's threshold). "x[x]" is any choice type of x.
+DEFAULT_ELEMENTS: dict[str, float | None] = {
+    "Patient.birthDate": None,
+    "Patient.gender": None,
+    "Observation.subject": None,
+    "Observation.effective[x]": None,
+    # value, components or a reason for its absence; panels carry hasMember instead
+    "Observation.value[x]|component|dataAbsentReason|hasMember": None,
+    "Encounter.subject": None,
+    "Encounter.period": None,
+    "Condition.subject": None,
+    "Condition.onset[x]": None,
+    "Procedure.performed[x]": None,
+    "Immunization.occurrence[x]": None,
+    "MedicationRequest.authoredOn": None,
 }
 
 
@@ -103,13 +205,18 @@ class QualityConfig:
     variables: dict[str, Variable] = field(default_factory=lambda: dict(VARIABLES))
     required_columns: tuple[str, ...] = ()
     sentinels: tuple[float, ...] = (-1.0,)
+    elements: dict[str, float | None] = field(default_factory=lambda: dict(DEFAULT_ELEMENTS))
+
+    def scoped(self, scope: str) -> dict[str, Check]:
+        """The checks of one scope (``"table"`` or ``"store"``), enabled or not."""
+        return {k: c for k, c in self.checks.items() if c.scope == scope}
 
     def spec(self, column: str) -> ColumnSpec | None:
         """The variable a column maps to (matched case-insensitively), or ``None``."""
         return self.columns.get(column.strip().lower())
 
 
-_TOP_KEYS = {"checks", "columns", "ranges", "required_columns", "sentinels"}
+_TOP_KEYS = {"checks", "columns", "ranges", "required_columns", "sentinels", "elements"}
 _CHECK_KEYS = {"severity", "threshold", "enabled"}
 
 
@@ -202,6 +309,25 @@ def _ranges(path: Path, raw: Any) -> dict[str, Variable]:
     return variables
 
 
+def _elements(path: Path, raw: Any) -> dict[str, float | None]:
+    elements = dict(DEFAULT_ELEMENTS)
+    if not isinstance(raw, dict):
+        raise _fail(path, "'elements' must map 'Type.element' to a threshold or false")
+    for name, threshold in raw.items():
+        # "Observation.value[x]" = 0.1 sets (or adds) a threshold; false stops checking it.
+        kind, dot, element = name.partition(".")
+        if not dot or not kind[:1].isupper() or not element:
+            raise _fail(path, f"elements.{name}: write elements as 'Type.element'")
+        if threshold is False:
+            elements.pop(name, None)
+            continue
+        value = _number(path, f"elements.{name}", threshold)
+        if not 0.0 <= value <= 1.0:
+            raise _fail(path, f"elements.{name} must be in [0, 1], got {value}")
+        elements[name] = value
+    return elements
+
+
 def load_config(path: Path | None) -> QualityConfig:
     """Read a TOML or JSON quality config (``.json`` by suffix, TOML otherwise).
 
@@ -231,4 +357,5 @@ def load_config(path: Path | None) -> QualityConfig:
         variables=variables,
         required_columns=tuple(required),
         sentinels=tuple(_number(path, "sentinels[]", s) for s in sentinels),
+        elements=_elements(path, raw.get("elements", {})),
     )

@@ -268,7 +268,7 @@ _RUNNERS = {
 
 
 def _results(run: _Run) -> Iterator[CheckResult]:
-    for check_id, check in run.config.checks.items():
+    for check_id, check in run.config.scoped("table").items():
         if not check.enabled:
             continue
         failed, checked = run.totals.get(check_id, (0, 0))

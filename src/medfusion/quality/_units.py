@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medfusion.errors import InvalidRequestError
+from medfusion.quality._ucum import ucum_conversion
 
 __all__ = [
     "DEFAULT_COLUMNS",
@@ -134,6 +135,17 @@ _SUBSTANCE: dict[tuple[str, str, str], tuple[float, float]] = {
 }
 
 
+# g/mol, for the UCUM fallback between mass and molar concentrations.
+MOLAR_MASS: dict[str, float] = {
+    "glucose": 180.156,
+    "creatinine": 113.12,
+    "cholesterol": 386.65,
+    "lactate": 90.08,
+    "potassium": 39.098,
+    "sodium": 22.99,
+}
+
+
 def _lookup(
     table: dict[tuple[str, str], tuple[float, float]], from_unit: str, to_unit: str
 ) -> tuple[float, float] | None:
@@ -151,10 +163,14 @@ def conversion(from_unit: str, to_unit: str, variable: str | None = None) -> tup
         return 1.0, 0.0
     substance = {(f, t): v for (name, f, t), v in _SUBSTANCE.items() if name == variable}
     found = _lookup(substance, from_unit, to_unit) or _lookup(_GENERIC, from_unit, to_unit)
-    if found is None:
+    if found is not None:
+        return found
+    # Anything else commensurable goes through the UCUM parser (g/dL -> mg/dL, mEq/L -> mmol/L).
+    try:
+        return ucum_conversion(from_unit, to_unit, MOLAR_MASS.get(variable or ""))
+    except InvalidRequestError:
         where = f" for {variable}" if variable else ""
-        raise InvalidRequestError(f"no conversion from unit '{from_unit}' to '{to_unit}'{where}")
-    return found
+        raise InvalidRequestError(f"no conversion from unit '{from_unit}' to '{to_unit}'{where}") from None
 
 
 def convert(value: float, *, from_unit: str, to_unit: str, variable: str | None = None) -> float:

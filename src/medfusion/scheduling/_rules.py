@@ -8,6 +8,9 @@ The JSON shape (what ``PUT /api/schedules/{id}/availability`` accepts)::
       "bufferMinutes": 5,
       "horizonDays": 90,
       "serviceTypes": ["http://terminology.hl7.org/CodeSystem/service-type|124", "57"],
+      "specialties": ["http://snomed.info/sct|394814009"],
+      "visitType": "http://terminology.hl7.org/CodeSystem/v2-0276|ROUTINE",
+      "maxPerSlot": 1,
       "weekly": {"monday": [{"start": "08:00", "end": "12:00"}, {"start": "13:00", "end": "17:00"}]},
       "exceptions": [
         {"date": "2026-12-24", "hours": [{"start": "08:00", "end": "12:00"}], "reason": "Christmas Eve"},
@@ -38,7 +41,7 @@ _CLOCK = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
 _TOKEN = re.compile(r"^[^|\s]*\|?[^|\s]+$")
 _KEYS = {
     "timezone", "slotMinutes", "bufferMinutes", "horizonDays", "serviceTypes", "weekly",
-    "exceptions", "holidays",
+    "exceptions", "holidays", "specialties", "visitType", "maxPerSlot",
 }  # fmt: skip
 
 
@@ -91,6 +94,12 @@ class AvailabilityRules:
         FHIR tokens (``system|code`` or ``code``) every slot offers.
     horizon_days
         How many days ahead slots are produced.
+    specialties
+        FHIR tokens of the specialties every slot belongs to (``$find`` ``specialty``).
+    visit_type
+        FHIR token of the slots' appointment type (``$find`` ``visit-type``), or None.
+    max_per_slot
+        Bookings one slot takes before it is full; 1 (the default) means no overbooking.
     """
 
     timezone: str
@@ -100,6 +109,9 @@ class AvailabilityRules:
     exceptions: Mapping[date, DayException] = field(default_factory=dict)
     service_types: tuple[str, ...] = ()
     horizon_days: int = 90
+    specialties: tuple[str, ...] = ()
+    visit_type: str | None = None
+    max_per_slot: int = 1
 
     @property
     def zone(self) -> ZoneInfo:
@@ -121,6 +133,9 @@ class AvailabilityRules:
             "bufferMinutes": self.buffer_minutes,
             "horizonDays": self.horizon_days,
             "serviceTypes": list(self.service_types),
+            "specialties": list(self.specialties),
+            "visitType": self.visit_type,
+            "maxPerSlot": self.max_per_slot,
             "weekly": {
                 WEEKDAYS[d]: [r.to_json() for r in ranges] for d, ranges in sorted(self.weekly.items())
             },
@@ -245,6 +260,14 @@ def parse_rules(raw: Any) -> AvailabilityRules:
     services = raw.get("serviceTypes", [])
     if not isinstance(services, list) or not all(isinstance(s, str) and _TOKEN.match(s) for s in services):
         raise _bad("serviceTypes", f"must be a list of tokens 'system|code' or 'code', got {services!r}")
+    specialties = raw.get("specialties", [])
+    if not isinstance(specialties, list) or not all(
+        isinstance(s, str) and _TOKEN.match(s) for s in specialties
+    ):
+        raise _bad("specialties", f"must be a list of tokens 'system|code' or 'code', got {specialties!r}")
+    visit_type = raw.get("visitType")
+    if visit_type is not None and not (isinstance(visit_type, str) and _TOKEN.match(visit_type)):
+        raise _bad("visitType", f"must be a token 'system|code' or 'code', got {visit_type!r}")
     return AvailabilityRules(
         timezone=zone,
         slot_minutes=slot,
@@ -253,4 +276,7 @@ def parse_rules(raw: Any) -> AvailabilityRules:
         exceptions=exceptions,
         service_types=tuple(dict.fromkeys(services)),
         horizon_days=horizon,
+        specialties=tuple(dict.fromkeys(specialties)),
+        visit_type=visit_type,
+        max_per_slot=_int(raw, "maxPerSlot", 1, 1, 1000),
     )

@@ -9,7 +9,9 @@ instant twice:
 - a wall time skipped by spring-forward means the moment of the change (a stretch opening
   at 02:30 on that night opens at 03:00);
 - a repeated wall time opens a stretch at its first occurrence and closes one at its last,
-  so hours that cover the repeated hour cover both of its passes.
+  so hours that cover the repeated hour cover both of its passes;
+- where two stretches then overlap in real time, a slot overlapping an earlier one is
+  left out, so no instant is offered twice.
 """
 
 from __future__ import annotations
@@ -104,4 +106,10 @@ def generate_slots(rules: AvailabilityRules, *, start: datetime, end: datetime) 
     while day <= last_day:
         out.extend(s for s in _day_slots(rules, day, zone) if start <= s.start < end)
         day += timedelta(days=1)
-    return out
+    # Two stretches of one day can meet in real time when the clock falls back (hours to
+    # 02:00 and from 02:30 overlap during the repeated hour): keep the earlier slot.
+    kept: list[SlotTime] = []
+    for slot in sorted(out):
+        if not kept or slot.start >= kept[-1].end:
+            kept.append(slot)
+    return kept

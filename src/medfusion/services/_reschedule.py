@@ -14,7 +14,7 @@ from typing import Any
 from medfusion.errors import ConflictError, InvalidRequestError, PreconditionFailedError
 from medfusion.fhir.repository import FhirRepository, StoredResource, WriteRequest
 from medfusion.fhir.resource import now_utc
-from medfusion.services._slot_store import available, release, slot_ids, without_hold
+from medfusion.services._slot_store import available, has_booking, release, slot_ids, taken_body
 
 __all__ = ["reschedule"]
 
@@ -77,19 +77,17 @@ def reschedule(repo: FhirRepository, *, appointment_id: str, slots: list[str]) -
                     continue  # already this Appointment's: a move that keeps part of the time
                 if not available(slot, now):
                     raise ConflictError(f"Slot/{id} is already taken", expression=["slot"])
-                taken.append((found, without_hold(slot)))
+                taken.append((found, slot))
             # The new Slots first: if a racer committed one in between, the versioned write
             # fails here and the transaction rolls back before the old Slots were touched.
             if taken:
-                tx.write_many(
-                    [WriteRequest("Slot", f.id, {**b, "status": "busy"}, f.version) for f, b in taken]
-                )
+                tx.write_many([WriteRequest("Slot", f.id, taken_body(b), f.version) for f, b in taken])
             for id in sorted(old_ids - set(new_ids)):
                 found = tx.read_current("Slot", id)
                 if found is None or found.deleted:
                     continue  # an imported Appointment may name Slots that were never stored
                 slot = found.json()
-                if slot.get("status") == "busy":
+                if has_booking(slot):
                     release(tx, found, slot)
             body["slot"] = [{"reference": f"Slot/{id}"} for id in new_ids]
             body["start"] = min(b["start"] for b in new_bodies)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from medfusion.config import get_settings
 from medfusion.errors import (
     BusinessRuleError,
     ConflictError,
+    ForbiddenError,
     InvalidRequestError,
     PreconditionFailedError,
 )
@@ -24,25 +26,36 @@ from medfusion.scheduling import AvailabilityRules, SlotTime, generate_slots, pa
 
 __all__ = [
     "ALL",
+    "BOOKED_URL",
+    "CAPACITY_URL",
     "HOLD_URL",
     "RULES_URL",
+    "SlotFilter",
     "actor_reference",
     "available",
+    "booked_count",
+    "capacity",
+    "check_acting_patient",
     "check_patient_limit",
+    "has_booking",
     "hold_of",
     "hold_token",
     "ids_of",
     "instant",
+    "occupied",
     "overlaps",
     "parse_instant",
+    "patients_of",
     "proposals_bundle",
     "release",
+    "released_body",
     "rules_of",
     "slot_body",
     "slot_id",
     "slot_ids",
     "slots_of",
     "take_slots",
+    "taken_body",
     "taken_intervals",
     "token",
     "token_digest",
@@ -51,7 +64,58 @@ __all__ = [
 
 RULES_URL = "https://medfusion.dev/fhir/StructureDefinition/availability-rules"
 HOLD_URL = "https://medfusion.dev/fhir/StructureDefinition/slot-hold"
+CAPACITY_URL = "https://medfusion.dev/fhir/StructureDefinition/slot-capacity"
+BOOKED_URL = "https://medfusion.dev/fhir/StructureDefinition/slot-booked"
 ALL = 1_000_000  # "every match": slot sets are bounded by the horizon, not by paging
+
+
+def _token_matches(wanted: str, concept: dict[str, Any]) -> bool:
+    system, bar, code = wanted.rpartition("|")
+    for coding in concept.get("coding", []):
+        if coding.get("code") != code:
+            continue
+        if not bar or (coding.get("system") or "") == system:
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class SlotFilter:
+    """The ``$find`` token filters on a Slot: service type, specialty, visit (appointment) type."""
+
+    service_type: str | None = None
+    specialty: str | None = None
+    visit_type: str | None = None
+
+    @classmethod
+    def of(cls, **tokens: str | None) -> SlotFilter:
+        """Build from tokens, rejecting malformed ones (``InvalidRequestError``)."""
+        for name, value in tokens.items():
+            if value is not None and (not value or not value.rpartition("|")[2]):
+                raise InvalidRequestError(
+                    f"{name.replace('_', '-')} must be a token 'system|code' or 'code', got {value!r}",
+                    expression=[name.replace("_", "-")],
+                )
+        return cls(**tokens)
+
+    def search_params(self) -> list[tuple[str, str]]:
+        """The same filters as FHIR search parameters on Slot."""
+        pairs = (
+            ("service-type", self.service_type),
+            ("specialty", self.specialty),
+            ("appointment-type", self.visit_type),
+        )
+        return [(name, value) for name, value in pairs if value]
+
+    def matches(self, slot: dict[str, Any]) -> bool:
+        """Whether a Slot body carries every wanted token."""
+        if self.service_type and not any(
+            _token_matches(self.service_type, c) for c in slot.get("serviceType", [])
+        ):
+            return False
+        if self.specialty and not any(_token_matches(self.specialty, c) for c in slot.get("specialty", [])):
+            return False
+        return not self.visit_type or _token_matches(self.visit_type, slot.get("appointmentType", {}))
 
 
 def instant(value: datetime) -> str:
@@ -84,7 +148,67 @@ def slot_body(schedule_id: str, rules: AvailabilityRules, slot: SlotTime) -> dic
     }
     if rules.service_types:
         body["serviceType"] = [token(t) for t in rules.service_types]
+    if rules.specialties:
+        body["specialty"] = [token(t) for t in rules.specialties]
+    if rules.visit_type:
+        body["appointmentType"] = token(rules.visit_type)
+    if rules.max_per_slot > 1:
+        body["extension"] = [{"url": CAPACITY_URL, "valueInteger": rules.max_per_slot}]
     return body
+
+
+def _integer(slot: dict[str, Any], url: str, default: int) -> int:
+    for extension in slot.get("extension", []):
+        if extension.get("url") == url and isinstance(extension.get("valueInteger"), int):
+            return int(extension["valueInteger"])
+    return default
+
+
+def capacity(slot: dict[str, Any]) -> int:
+    """Bookings the Slot takes before it is full (1 unless its schedule allows overbooking)."""
+    return _integer(slot, CAPACITY_URL, 1)
+
+
+def booked_count(slot: dict[str, Any]) -> int:
+    """Bookings an overbookable Slot already carries (0 for a single-booking Slot)."""
+    return _integer(slot, BOOKED_URL, 0) if capacity(slot) > 1 else 0
+
+
+def has_booking(slot: dict[str, Any]) -> bool:
+    """Whether at least one Appointment holds the Slot."""
+    return slot.get("status") == "busy" or booked_count(slot) > 0
+
+
+def occupied(slot: dict[str, Any], now: datetime) -> bool:
+    """Whether regeneration must keep the Slot: nobody may take it now, or it carries a booking."""
+    return not available(slot, now) or booked_count(slot) > 0
+
+
+def _with_count(body: dict[str, Any], count: int) -> dict[str, Any]:
+    kept = [e for e in body.get("extension", []) if e.get("url") != BOOKED_URL]
+    if count:
+        kept.append({"url": BOOKED_URL, "valueInteger": count})
+    out = {**body, "extension": kept}
+    if not kept:
+        del out["extension"]
+    return out
+
+
+def taken_body(slot: dict[str, Any]) -> dict[str, Any]:
+    """The Slot after one more booking: ``busy`` once full, else still ``free`` with its count."""
+    body = without_hold(slot)
+    limit = capacity(body)
+    if limit == 1:
+        return {**body, "status": "busy"}
+    count = booked_count(body) + 1
+    return {**_with_count(body, count), "status": "busy" if count >= limit else "free"}
+
+
+def released_body(slot: dict[str, Any]) -> dict[str, Any]:
+    """The Slot after one booking on it is cancelled or moved away: ``free`` with one fewer."""
+    count = max(0, booked_count(slot) - 1)
+    body = _with_count(slot, count)
+    return {**body, "status": "free"} if body.get("status") == "busy" else body
 
 
 def rules_of(schedule: dict[str, Any]) -> AvailabilityRules | None:
@@ -109,9 +233,7 @@ def slots_of(
 
 def taken_intervals(bodies: list[dict[str, Any]], now: datetime) -> list[tuple[datetime, datetime]]:
     """Sorted intervals of the slots nobody may take now (they block new slots)."""
-    return sorted(
-        (parse_instant(b["start"]), parse_instant(b["end"])) for b in bodies if not available(b, now)
-    )
+    return sorted((parse_instant(b["start"]), parse_instant(b["end"])) for b in bodies if occupied(b, now))
 
 
 def hold_of(slot: dict[str, Any]) -> tuple[datetime, str] | None:
@@ -158,6 +280,33 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def patients_of(appointment: dict[str, Any]) -> set[str]:
+    """The ``Patient/id`` references among an Appointment's participants."""
+    return {
+        p["actor"]["reference"]
+        for p in appointment.get("participant", [])
+        if p.get("actor", {}).get("reference", "").startswith("Patient/")
+    }
+
+
+def check_acting_patient(appointment: dict[str, Any], acting_patient: str | None) -> None:
+    """403 unless ``acting_patient`` is None (staff) or the Appointment's only patient.
+
+    The seam for authentication: whoever authenticates the caller passes the patient
+    they are; this rule then stops a patient from booking or cancelling for another.
+    """
+    if acting_patient is None:
+        return
+    acting = actor_reference(acting_patient, "Patient")
+    patients = patients_of(appointment)
+    if patients != {acting}:
+        named = ", ".join(sorted(patients)) or "no patient"
+        raise ForbiddenError(
+            f"a patient may book only for themself: {acting} acted for {named}",
+            expression=["Appointment.participant.actor"],
+        )
+
+
 def check_patient_limit(tx: FhirTransaction, appointment: dict[str, Any]) -> None:
     """422 when a patient of the Appointment already holds the allowed number of future visits.
 
@@ -165,12 +314,7 @@ def check_patient_limit(tx: FhirTransaction, appointment: dict[str, Any]) -> Non
     on PostgreSQL two simultaneous bookings by one patient can both pass the count.
     """
     limit = get_settings().max_future_appointments
-    patients = {
-        p["actor"]["reference"]
-        for p in appointment.get("participant", [])
-        if p.get("actor", {}).get("reference", "").startswith("Patient/")
-    }
-    for patient in sorted(patients):
+    for patient in sorted(patients_of(appointment)):
         params = [
             ("patient", patient),
             ("status", "booked,arrived,checked-in"),
@@ -255,6 +399,11 @@ def release(tx: FhirTransaction, found: StoredResource, slot: dict[str, Any]) ->
     After a change of slot length the old booked slot is removed, and the rule slots it
     blocked are created, except where they would overlap another slot that is not free.
     """
+    if booked_count(slot) > 1:
+        # Other bookings remain on the overbooked Slot: it stays, one place freer.
+        tx.write("Slot", found.id, released_body(slot), expected_version=found.version)
+        return
+    slot = released_body(slot)
     schedule_id = slot["schedule"]["reference"].split("/", 1)[1]
     schedule = tx.read_current("Schedule", schedule_id)
     rules = rules_of(schedule.json()) if schedule is not None and not schedule.deleted else None
@@ -305,7 +454,7 @@ def take_slots(tx: FhirTransaction, appointment: dict[str, Any]) -> None:
         body = found.json()
         if not available(body, now, hold_token(appointment)):
             raise ConflictError(f"Slot/{id} is already taken", expression=["Appointment.slot"])
-        writes.append(WriteRequest("Slot", id, {**without_hold(body), "status": "busy"}, found.version))
+        writes.append(WriteRequest("Slot", id, taken_body(body), found.version))
     try:
         tx.write_many(writes)
     except PreconditionFailedError:

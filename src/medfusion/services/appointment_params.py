@@ -1,8 +1,8 @@
 """Inputs of the appointment operations, read from a FHIR Parameters resource or plain JSON.
 
-``$find`` takes ``start``, ``end``, ``practitioner``, ``location``, ``service-type`` and
-``_count``; ``$book`` an Appointment (bare, or as the ``appt-resource`` parameter);
-``$cancel`` a ``reason``; ``$reschedule`` the new ``slot`` reference(s).
+``$find`` takes ``start``, ``end``, ``practitioner``, ``location``, ``service-type``,
+``specialty``, ``visit-type`` and ``_count``; ``$book`` an Appointment (bare, or as the
+``appt-resource`` parameter); ``$cancel`` a ``reason``; ``$reschedule`` the new ``slot`` reference(s).
 """
 
 from __future__ import annotations
@@ -11,18 +11,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from medfusion.errors import InvalidRequestError, UnsupportedError
+from medfusion.errors import InvalidRequestError
 
 __all__ = [
     "FindRequest",
+    "WaitlistRequest",
     "appointment_from_body",
     "parse_find_request",
+    "parse_waitlist_request",
     "reason_from_body",
     "slots_from_body",
 ]
 
-_FIND_NAMES = {"start", "end", "practitioner", "location", "service-type", "_count"}
-_UNSUPPORTED = {"specialty", "visit-type"}
+_FIND_NAMES = {
+    "start", "end", "practitioner", "location", "service-type", "specialty", "visit-type", "_count",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class FindRequest:
     practitioner: str | None = None
     location: str | None = None
     service_type: str | None = None
+    specialty: str | None = None
+    visit_type: str | None = None
     count: int = 100
 
 
@@ -91,8 +96,6 @@ def parse_find_request(payload: Any) -> FindRequest:
     """Read ``$find`` parameters from a Parameters resource or a JSON object."""
     values = _flatten(payload)
     for name in values:
-        if name in _UNSUPPORTED:
-            raise UnsupportedError(f"$find parameter {name!r} is not supported yet", expression=[name])
         if name not in _FIND_NAMES:
             raise InvalidRequestError(
                 f"unknown $find parameter {name!r}; expected {sorted(_FIND_NAMES)}", expression=[name]
@@ -107,7 +110,7 @@ def parse_find_request(payload: Any) -> FindRequest:
         raise InvalidRequestError(
             f"_count must be an integer from 1 to 1000, got {count!r}", expression=["_count"]
         )
-    text = {k: values.get(k) for k in ("practitioner", "location", "service-type")}
+    text = {k: values.get(k) for k in ("practitioner", "location", "service-type", "specialty", "visit-type")}
     for name, value in text.items():
         if value is not None and not isinstance(value, str):
             raise InvalidRequestError(f"{name} must be text, got {value!r}", expression=[name])
@@ -117,6 +120,8 @@ def parse_find_request(payload: Any) -> FindRequest:
         practitioner=text["practitioner"],
         location=text["location"],
         service_type=text["service-type"],
+        specialty=text["specialty"],
+        visit_type=text["visit-type"],
         count=count,
     )
 
@@ -170,3 +175,43 @@ def slots_from_body(payload: Any) -> list[str]:
             "$reschedule needs the new Slot reference(s) in 'slot'", code="required", expression=["slot"]
         )
     return [r for r in refs if isinstance(r, str)]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitlistRequest:
+    """The parsed body of ``POST /api/waitlist`` (keyword arguments of ``waitlist.request``)."""
+
+    patient: str
+    start: datetime
+    end: datetime
+    practitioner: str | None = None
+    service_type: str | None = None
+
+
+_WAITLIST_NAMES = {"patient", "practitioner", "service-type", "start", "end"}
+
+
+def parse_waitlist_request(payload: Any) -> WaitlistRequest:
+    """Read a waitlist request: ``{"patient", "practitioner" | "service-type", "start", "end"}``."""
+    values = _flatten(payload)
+    for name in values:
+        if name not in _WAITLIST_NAMES:
+            raise InvalidRequestError(
+                f"unknown waitlist field {name!r}; expected {sorted(_WAITLIST_NAMES)}", expression=[name]
+            )
+    for name in ("patient", "start", "end"):
+        if name not in values:
+            raise InvalidRequestError(
+                f"a waitlist request needs {name!r}", code="required", expression=[name]
+            )
+    for name in ("patient", "practitioner", "service-type"):
+        value = values.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise InvalidRequestError(f"{name} must be non-empty text, got {value!r}", expression=[name])
+    return WaitlistRequest(
+        patient=values["patient"],
+        start=_when(values["start"], "start"),
+        end=_when(values["end"], "end"),
+        practitioner=values.get("practitioner"),
+        service_type=values.get("service-type"),
+    )

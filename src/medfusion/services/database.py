@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from medfusion.config import get_settings
+from medfusion.store.crypto import Keyring, load_keyring
 from medfusion.store.engine import make_engine
 from medfusion.store.migrate import upgrade
+from medfusion.store.protection import Protection
 from medfusion.store.repository import SqlRepository
+from medfusion.store.security import SecurityStore
 
-__all__ = ["open_repository", "upgrade_database"]
+__all__ = ["open_repository", "open_security", "store_protection", "upgrade_database"]
+
+
+def store_protection() -> Protection:
+    """Encryption at rest as the settings ask: the keyring, or plain storage when off."""
+    settings = get_settings()
+    if not settings.encrypt_at_rest:
+        return Protection(None)
+    secret = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+    key_file = settings.key_file
+
+    def reload() -> Keyring:
+        return load_keyring(secret=secret, key_file=key_file)
+
+    return Protection(reload(), None if secret else reload)
 
 
 def upgrade_database(url: str) -> str:
@@ -23,4 +41,11 @@ def open_repository(url: str, *, migrate: bool = True) -> SqlRepository:
     engine = make_engine(url)
     if migrate:
         upgrade(engine)
-    return SqlRepository(engine)
+    return SqlRepository(engine, store_protection())
+
+
+def open_security(url: str) -> SecurityStore:
+    """The users, tokens and audit trail of the database at ``url``, migrated first."""
+    engine = make_engine(url)
+    upgrade(engine)
+    return SecurityStore(engine)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from medfusion.config import get_settings
-from medfusion.services.database import open_repository
+from medfusion.services.database import open_repository, open_security
 from medfusion.services.importer import ImportReport, find_files, import_paths
 from medfusion.synth import write_bundles
 
-__all__ = ["build_demo"]
+__all__ = ["build_demo", "demo_admin"]
 
 DEMO_DB = Path(".medfusion/demo.db")
 
@@ -45,3 +46,19 @@ def build_demo(
 
         report = import_paths(repo, paths=files, progress=advance)
     return url, report
+
+
+def demo_admin(url: str) -> tuple[str, str]:
+    """Create the demo's admin user with a fresh random password; returns (name, password).
+
+    The password is printed once and stored only as its argon2 hash.
+    """
+    from medfusion.services.security import add_user
+
+    password = secrets.token_urlsafe(18)
+    store = open_security(url)
+    try:
+        add_user(store, name="admin", role="admin", password=password)
+    finally:
+        store.close()
+    return "admin", password

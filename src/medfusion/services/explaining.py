@@ -9,8 +9,6 @@ the training rows are not stored with the model.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +31,7 @@ from medfusion.ml import (
     read_table,
     shapley_values,
 )
-from medfusion.services.image_explaining import ImageExplainResult
+from medfusion.services._files import write_atomic
 
 __all__ = ["ExplainResult", "Method", "explain_model", "explain_rows"]
 
@@ -46,17 +44,26 @@ class ExplainResult:
 
     Attributes
     ----------
+    explanation
+        Per-feature contributions (tabular models); ``None`` for ``cnn`` and ``rnn``.
+    attributions
+        ``cnn`` and ``rnn``: the JSON object whose rows name attribution files (Grad-CAM /
+        occlusion PNGs, integrated-gradients NPY and PNG).
     ratios
         Odds ratios (binary logistic) or hazard ratios (Cox) with CIs, else ``None``.
     """
 
     model_id: str
-    explanation: Explanation
+    explanation: Explanation | None
     ratios: pd.DataFrame | None = None
     plots: list[Path] = field(default_factory=list)
+    attributions: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The ``medfusion explain --json`` object."""
+        """The ``medfusion explain --json`` object (image and sequence rows carry ``attribution_file``)."""
+        if self.attributions is not None:
+            return self.attributions
+        assert self.explanation is not None
         return self.explanation.as_json(self.model_id)
 
 
@@ -84,17 +91,6 @@ def explain_rows(
     return shapley_values(predict, features, features, output=output, seed=seed)
 
 
-def _write(path: Path, payload: bytes) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-
-
 def explain_model(
     *,
     model_id: str,
@@ -104,7 +100,7 @@ def explain_model(
     method: Method = "auto",
     seed: int = 0,
     registry_dir: Path | None = None,
-) -> ExplainResult | ImageExplainResult:
+) -> ExplainResult:
     """Explain a saved model's predictions for the first ``rows`` rows of a table.
 
     Parameters
@@ -113,11 +109,15 @@ def explain_model(
         ``NAME`` or ``NAME@vN``.
     data
         CSV or Parquet table with the model's feature columns (outcome columns ignored); for
-        an image model a ``.npz`` of images (see :mod:`medfusion.services.image_explaining`).
+        ``cnn`` a ``.npz`` of images (see :mod:`medfusion.services.image_explaining`), for
+        ``rnn`` sequences.
     rows
         Explain only the first ``rows`` data rows (default all).
     out
-        Folder for PNG bar charts: ``global_importance.png`` and ``row_<n>.png``.
+        Folder for PNG bar charts: ``global_importance.png`` and ``row_<n>.png``; for
+        ``cnn`` the ``image_<n>.png`` heat maps, for ``rnn`` the ``attr_<n>.npy`` /
+        ``attr_<n>.png`` attribution files (default ``explain-<name>-v<version>`` in the
+        working folder).
     method
         ``auto`` / ``linear`` (exact contributions) or ``shapley`` (sampled or exact
         Shapley values of the natural output, with the table as background).
@@ -134,10 +134,23 @@ def explain_model(
     if rows is not None and rows < 1:
         raise DataError(f"--rows must be at least 1, got {rows}")
     fitted, record = Registry(registry_dir or get_settings().models_dir).load(model_id)
-    if record.metadata.get("data", {}).get("kind") == "images":
-        from medfusion.services.image_explaining import explain_images
+    kind = record.metadata.get("model")
+    if kind in ("cnn", "rnn"):
+        if method != "auto":
+            raise InvalidRequestError(f"{kind} models have one explanation method; use --method auto")
+        folder = out or Path(f"explain-{record.name}-v{record.version}")
+        if kind == "cnn":
+            from medfusion.services.image_explaining import explain_images
 
-        return explain_images(fitted, record.model_id, data, rows=rows, out=out)
+            payload = explain_images(fitted, record.model_id, data, rows=rows, out=folder)
+        else:
+            from medfusion.services.sequence_training import explain_sequence_model
+
+            payload = explain_sequence_model(
+                fitted, record.metadata, model_id=record.model_id, data=data, rows=rows, out=folder
+            )
+        files = [Path(r.get("heatmap_file", r["attribution_file"])) for r in payload["rows"]]
+        return ExplainResult(record.model_id, None, None, files, payload)
     outcome = tuple(c for c in record.metadata.get("data", {}).get("outcome", []) if c)
     table = model_features(fitted, read_table(data), outcome)
     if rows is not None:
@@ -152,6 +165,6 @@ def explain_model(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for name, png in plot_explanation(explanation).items():
-            _write(out / f"{name}.png", png)
+            write_atomic(out / f"{name}.png", png)
             plots.append(out / f"{name}.png")
     return ExplainResult(record.model_id, explanation, ratios, plots)

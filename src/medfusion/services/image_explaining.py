@@ -7,9 +7,6 @@ predicted class; the JSON rows name the PNG in ``attribution_file``.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,69 +14,30 @@ import numpy as np
 
 from medfusion.errors import DataError
 from medfusion.ml import read_image_split
+from medfusion.services._files import write_atomic
 
 if TYPE_CHECKING:  # torch loads only when an image model is explained
     from medfusion.ml import CNNClassifier
 
-__all__ = ["ImageExplainResult", "explain_images"]
-
-
-@dataclass(frozen=True, slots=True)
-class ImageExplainResult:
-    """Attribution maps of a saved image model for the first images of a file.
-
-    Attributes
-    ----------
-    rows
-        Per image: ``row`` (1-based), ``prediction`` (probability of ``class``), ``class``
-        (the predicted label) and ``attribution_file`` (the PNG).
-    """
-
-    model_id: str
-    method: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def plots(self) -> list[Path]:
-        """The PNG files written."""
-        return [Path(r["attribution_file"]) for r in self.rows]
-
-    def as_json(self) -> dict[str, Any]:
-        """The ``medfusion explain --json`` object for images."""
-        return {
-            "model_id": self.model_id,
-            "method": self.method,
-            "output": "probability",
-            "rows": self.rows,
-            "global_importance": {},
-        }
-
-
-def _write(path: Path, payload: bytes) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+__all__ = ["explain_images"]
 
 
 def explain_images(
-    model: CNNClassifier, model_id: str, data: Path, *, rows: int | None, out: Path | None
-) -> ImageExplainResult:
+    model: CNNClassifier, model_id: str, data: Path, *, rows: int | None, out: Path
+) -> dict[str, Any]:
     """Grad-CAM and occlusion PNGs for the first ``rows`` images of ``data`` (``images`` or ``test_*``).
+
+    Returns the ``medfusion explain --json`` object: per image ``row`` (1-based),
+    ``prediction`` (probability of ``class``), ``class`` (the predicted label) and
+    ``attribution_file`` (the PNG).
 
     Raises
     ------
     DataError
-        No ``--out`` folder, an unreadable file, or images of another shape than the model's.
+        An unreadable file, or images of another shape than the model's.
     """
     from medfusion.ml import grad_cam, occlusion, overlay_png
 
-    if out is None:
-        raise DataError("explaining images writes PNG heat maps: give a folder with --out DIR")
     images = read_image_split(data).images
     if rows is not None:
         images = images[:rows]
@@ -99,7 +57,7 @@ def explain_images(
             title=f"image {index + 1}: class {label}, p = {score:.3f}",
         )
         path = out / f"image_{index + 1}.png"
-        _write(path, png)
+        write_atomic(path, png)
         result.append(
             {
                 "row": index + 1,
@@ -108,4 +66,10 @@ def explain_images(
                 "attribution_file": str(path),
             }
         )
-    return ImageExplainResult(model_id, "grad_cam+occlusion", result)
+    return {
+        "model_id": model_id,
+        "method": "grad_cam+occlusion",
+        "output": "probability",
+        "rows": result,
+        "global_importance": {},
+    }

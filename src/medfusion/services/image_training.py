@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import time as clock
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -28,12 +27,12 @@ from medfusion.ml import (
     library_versions,
     make_estimator,
     metrics_json,
-    model_card,
     plot_evaluation,
     plot_training_curves,
     read_image_split,
     read_image_splits,
-    run_report,
+    report_files,
+    run_header,
 )
 from medfusion.quality import CATALOGUE_VERSION
 
@@ -120,7 +119,7 @@ def train_images(
     if quality not in ("off", "warn", "strict"):
         raise InvalidRequestError(f"--quality must be one of off, warn, strict, got {quality!r}")
     try:
-        estimator = make_estimator(model, random_state=seed, **params)
+        estimator = cast("CNNClassifier", make_estimator(model, random_state=seed, **params))
         estimator._check_params()
     except ValueError as error:
         raise InvalidRequestError(f"bad parameter for model {model!r}: {error}") from None
@@ -179,13 +178,7 @@ def train_images(
     labels, counts = np.unique(_labels(train).astype(str), return_counts=True)
     shape = describe_images(train.images)
     metadata: dict[str, Any] = {
-        "model": model,
-        "estimator": type(fitted).__name__,
-        "task": task,
-        "params": fitted.get_params(),
-        "seed": seed,
-        "n_bootstrap": n_bootstrap,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **run_header(model, fitted, task=task, seed=seed, n_bootstrap=n_bootstrap),
         "data": {
             "file": data.name,
             "fingerprint": file_sha256(data),
@@ -202,10 +195,6 @@ def train_images(
                 else f"; early stopping on a {estimator.validation_fraction:g} share of the training images"
             ),
             "predictors": [f"pixels of {shape} images"],
-            "predictors_note": (
-                f"Pixel intensities of {shape} images, scaled to 0-1 and standardised per channel with "
-                "the training mean and SD."
-            ),
             "outcome": ["label"],
             "outcome_summary": "Class counts (training): "
             + ", ".join(f"{lab} {n}" for lab, n in zip(labels, counts, strict=True))
@@ -217,7 +206,10 @@ def train_images(
         "metrics": metrics_json(evaluation.metrics),
         "cv_folds": None,
         "cv_metrics": {},
-        "libraries": {**library_versions(), "torch": _torch_version()},
+        "libraries": library_versions("torch"),
+        "predictors_note": (
+            "Intensities scaled to 0-1 and standardised per channel with the training mean and SD."
+        ),
         **image_model_details(fitted),
         "limitations": [
             "Validated on one data set's test split only; performance on images from other "
@@ -236,17 +228,7 @@ def train_images(
     }
     metadata["explanation"] = _explanation_summary(fitted, test.images)
 
-    def files(record: dict[str, Any]) -> dict[str, bytes]:
-        markdown, card_html = model_card(record)
-        out = {f"plots/{name}.png": png for name, png in plots.items()}
-        out.update(
-            {
-                "model_card.md": markdown.encode(),
-                "model_card.html": card_html.encode(),
-                "report.html": run_report(record, plots).encode(),
-            }
-        )
-        return out
+    files = report_files(plots)
 
     metadata["seconds"] = clock.perf_counter() - started
     record = registry.save(
@@ -260,6 +242,7 @@ def train_images(
         "n_train": len(train),
         "n_test": len(test),
         "evaluation": evaluation,
+        "metrics": dict(evaluation.metrics),
         "plots": sorted(plots),
         "seconds": clock.perf_counter() - started,
     }
@@ -283,12 +266,6 @@ def _explanation_summary(model: CNNClassifier, images: np.ndarray, examples: int
             for i, (c, p) in enumerate(zip(cams.maps, cams.scores, strict=True))
         ],
     }
-
-
-def _torch_version() -> str:
-    import torch
-
-    return str(torch.__version__)
 
 
 def predict_images(model: CNNClassifier, data: Path) -> pd.DataFrame:

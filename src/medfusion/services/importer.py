@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medfusion.errors import BundleEntryError, InvalidRequestError, MedfusionError
 from medfusion.fhir.references import is_valid_id
@@ -22,6 +22,9 @@ from medfusion.fhir.repository import FhirRepository, FhirTransaction, WriteRequ
 from medfusion.services.bundles import process_bundle
 from medfusion.services.parsing import check_type, parse_json, parse_resource
 from medfusion.services.records import new_id
+
+if TYPE_CHECKING:
+    from medfusion.services.quality import ImportGate
 
 __all__ = ["ImportProblem", "ImportReport", "find_files", "import_paths"]
 
@@ -51,6 +54,7 @@ class ImportReport:
     files: int = 0
     problems: list[ImportProblem] = field(default_factory=list)
     seconds: float = 0.0
+    tagged: list[ImportProblem] = field(default_factory=list)  # written with a quality tag (--quality warn)
 
     @property
     def resources(self) -> int:
@@ -81,8 +85,9 @@ class _Committer:
     resources: fsync once per group instead of once per Bundle. Each file (or NDJSON batch)
     runs under a savepoint, so a failing one is undone alone."""
 
-    def __init__(self, repo: FhirRepository) -> None:
+    def __init__(self, repo: FhirRepository, gate: ImportGate | None = None) -> None:
         self.repo = repo
+        self.gate = gate  # the --quality check, if on (rides along here to keep signatures)
         self._scope: AbstractContextManager[FhirTransaction] | None = None
         self._tx: FhirTransaction | None = None
         self.pending = 0
@@ -118,6 +123,8 @@ def import_paths(
     paths: Sequence[Path],
     strict: bool = False,
     progress: Callable[[Path], None] | None = None,
+    quality: str = "off",
+    quality_config: Path | None = None,
 ) -> ImportReport:
     """Import every file under ``paths``.
 
@@ -132,10 +139,19 @@ def import_paths(
         imported before it stays.
     progress
         Called after each file.
+    quality, quality_config
+        ``off`` (default, fastest), ``warn`` (tag resources failing error-severity quality
+        checks) or ``strict`` (reject them as problems); see
+        :class:`medfusion.services.quality.ImportGate`.
     """
     report = ImportReport()
     started = time.perf_counter()
-    committer = _Committer(repo)
+    gate = None
+    if quality != "off":
+        from medfusion.services.quality import make_import_gate  # pandas etc. only when asked
+
+        gate = make_import_gate(quality, quality_config)
+    committer = _Committer(repo, gate)
     try:
         for path in find_files(paths):
             try:
@@ -161,6 +177,8 @@ def import_paths(
     except BaseException:
         committer.abort()
         raise
+    if gate is not None:
+        report.tagged = [ImportProblem(n.file, n.entry, n.reason) for n in gate.tagged]
     report.seconds = time.perf_counter() - started
     return report
 
@@ -172,6 +190,11 @@ def _import_json(
     if not isinstance(document, dict):
         raise InvalidRequestError("the file does not hold a JSON object")
     if document.get("resourceType") == "Bundle" and document.get("type") in ("transaction", "batch"):
+        kept = list(range(len(document.get("entry") or [])))
+        if committer.gate is not None:
+            for index, reason in committer.gate.screen_bundle(document, file=path.name):
+                _rejected(report, ImportProblem(path.name, index, reason), strict)
+                kept.remove(index)
         result = process_bundle(
             repo, bundle=document, keep_ids=True, tx=committer.tx(), resolved=committer.resolved
         )
@@ -180,7 +203,7 @@ def _import_json(
             if entry.stored is not None:
                 report.counts[entry.stored.resource_type] += 1
             elif entry.outcome is not None:
-                problem = ImportProblem(path.name, index, _diagnostics(entry.outcome))
+                problem = ImportProblem(path.name, kept[index], _diagnostics(entry.outcome))
                 if strict:
                     raise InvalidRequestError(str(problem))
                 report.problems.append(problem)
@@ -236,6 +259,11 @@ def _write_resources(
                 raise BundleEntryError(index, error) from None
             report.problems.append(ImportProblem(path.name, index, error.message))
             continue
+        if committer.gate is not None:
+            reason = committer.gate.screen(resource, file=path.name, entry=index)
+            if reason is not None:
+                _rejected(report, ImportProblem(path.name, index, reason), strict)
+                continue
         id = resource.get("id")
         if not isinstance(id, str) or not is_valid_id(id):
             id = new_id()
@@ -250,6 +278,13 @@ def _write_resources(
     for stored in written:
         report.counts[stored.resource_type] += 1
     committer.wrote(len(written))
+
+
+def _rejected(report: ImportReport, problem: ImportProblem, strict: bool) -> None:
+    """An entry the quality gate rejected: a problem like any other (never dropped silently)."""
+    if strict:
+        raise InvalidRequestError(str(problem))
+    report.problems.append(problem)
 
 
 def _diagnostics(outcome: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from medfusion.config import get_settings
 from medfusion.errors import (
     ConflictError,
     InvalidRequestError,
@@ -42,14 +43,19 @@ from medfusion.services._reschedule import reschedule
 from medfusion.services._slot_store import (
     HOLD_URL,
     RULES_URL,
+    SlotFilter,
     actor_reference,
     available,
+    check_acting_patient,
     check_patient_limit,
+    has_booking,
     hold_token,
     ids_of,
     instant,
+    occupied,
     overlaps,
     parse_instant,
+    patients_of,
     proposals_bundle,
     release,
     rules_of,
@@ -57,12 +63,16 @@ from medfusion.services._slot_store import (
     slot_id,
     slot_ids,
     slots_of,
+    taken_body,
     taken_intervals,
     token,
     without_hold,
 )
+from medfusion.services.notifications import enqueue_in
 from medfusion.services.parsing import parse_resource
 from medfusion.services.records import new_id
+from medfusion.store.repository import SqlTransaction
+from medfusion.store.slot_sql import current_many, slots_by_start
 
 __all__ = [
     "HOLD_URL",
@@ -177,7 +187,7 @@ def _regenerate(
     keep = {r.id for r in requests}
     removed = 0
     for id, (_, found_body) in existing.items():
-        if id not in keep and available(found_body, now_utc()):
+        if id not in keep and not occupied(found_body, now_utc()):
             tx.delete("Slot", id)
             removed += 1
     unchanged = sum(1 for w, r in zip(written, requests, strict=True) if w.version == r.expected_version)
@@ -209,6 +219,8 @@ def find(
     practitioner: str | None = None,
     location: str | None = None,
     service_type: str | None = None,
+    specialty: str | None = None,
+    visit_type: str | None = None,
     count: int = 100,
 ) -> dict[str, Any]:
     """Free slots starting in ``[start, end)`` as a Bundle of proposed Appointments, soonest first.
@@ -219,10 +231,18 @@ def find(
         Timezone-aware bounds on the slot start.
     practitioner, location
         ``Practitioner/id`` / ``Location/id`` (or a bare id) that the Schedule's actor must be.
-    service_type
-        A token (``system|code`` or ``code``) the Slot must offer.
+    service_type, specialty, visit_type
+        Tokens (``system|code`` or ``code``) the Slot must carry in ``serviceType``,
+        ``specialty`` and ``appointmentType``.
     count
         At most this many proposals.
+
+    Notes
+    -----
+    With a practitioner or location the search is driven by their few Schedules. Without,
+    on the SQL store, Slots are read in start order a page at a time and filtered here
+    (:func:`medfusion.store.slot_sql.slots_by_start`), which stops as soon as ``count``
+    proposals are found instead of visiting every free Slot.
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidRequestError("start and end must carry a time zone", expression=["start", "end"])
@@ -230,15 +250,9 @@ def find(
         raise InvalidRequestError("end must be after start", expression=["end"])
     if count < 1:
         raise InvalidRequestError(f"count must be at least 1, got {count}", expression=["count"])
-    # Held slots are searched too: a hold that has expired leaves its slot available.
-    params = [
-        ("status", "free,busy-tentative"),
-        ("start", f"ge{instant(start)}"),
-        ("start", f"lt{instant(end)}"),
-    ]
-    if service_type:
-        params.append(("service-type", service_type))
+    wanted = SlotFilter.of(service_type=service_type, specialty=specialty, visit_type=visit_type)
     with repo.begin_read() as tx:
+        schedules: list[str] | None = None
         if practitioner or location:
             actor_params = [("actor", actor_reference(practitioner, "Practitioner"))] if practitioner else []
             if location:
@@ -246,32 +260,96 @@ def find(
             schedules = ids_of(tx, "Schedule", actor_params)
             if not schedules:
                 return proposals_bundle([], {})
-            params.append(("schedule", ",".join(f"Schedule/{s}" for s in schedules)))
-        now, offset = now_utc(), 0
-        slots: list[dict[str, Any]] = []
-        while len(slots) < count:
-            page = [("_sort", "start,_id"), ("_count", str(count)), ("_offset", str(offset))]
-            query = parse_search("Slot", [*params, *page], strict=True, default_count=count, max_count=count)
-            matches = tx.search(query).matches
-            slots += [b for b in (m.json() for m in matches) if available(b, now)]
-            if len(matches) < count:
-                break
-            offset += count
-        slots = slots[:count]
+        now = now_utc()
+        if schedules is None and isinstance(tx, SqlTransaction):
+            slots = _find_by_start(tx, start, end, wanted, now, count)
+        else:
+            slots = _find_by_search(tx, start, end, schedules, wanted, now, count)
         refs = sorted({s["schedule"]["reference"].split("/", 1)[1] for s in slots})
         schedules_by_id = {}
+        if isinstance(tx, SqlTransaction):
+            schedules_by_id = {s.id: s.json() for s in current_many(tx, "Schedule", refs)}
         for ref in refs:
-            found = tx.read_current("Schedule", ref)
+            found = None if ref in schedules_by_id else tx.read_current("Schedule", ref)
             if found is not None and not found.deleted:
                 schedules_by_id[ref] = found.json()
     return proposals_bundle(slots, schedules_by_id)
 
 
-def book(repo: FhirRepository, *, appointment: dict[str, Any] | bytes) -> StoredResource:
+def _find_by_search(
+    tx: FhirTransaction,
+    start: datetime,
+    end: datetime,
+    schedules: list[str] | None,
+    wanted: SlotFilter,
+    now: datetime,
+    count: int,
+) -> list[dict[str, Any]]:
+    """``$find`` through the generic search (schedule-driven, and the in-memory store)."""
+    # Held slots are searched too: a hold that has expired leaves its slot available.
+    params = [
+        ("status", "free,busy-tentative"),
+        ("start", f"ge{instant(start)}"),
+        ("start", f"lt{instant(end)}"),
+        *wanted.search_params(),
+    ]
+    if schedules is not None:
+        params.append(("schedule", ",".join(f"Schedule/{s}" for s in schedules)))
+    offset = 0
+    slots: list[dict[str, Any]] = []
+    while len(slots) < count:
+        page = [("_sort", "start,_id"), ("_count", str(count)), ("_offset", str(offset))]
+        query = parse_search("Slot", [*params, *page], strict=True, default_count=count, max_count=count)
+        matches = tx.search(query).matches
+        slots += [b for b in (m.json() for m in matches) if available(b, now)]
+        if len(matches) < count:
+            break
+        offset += count
+    return slots[:count]
+
+
+def _find_by_start(
+    tx: SqlTransaction, start: datetime, end: datetime, wanted: SlotFilter, now: datetime, count: int
+) -> list[dict[str, Any]]:
+    """``$find`` over every schedule: Slots in start order, filtered here, until ``count`` are found."""
+    # Large pages: many schedules share each start time, and every tie must be read.
+    page = max(4 * count, 256)
+    offset = 0
+    found: list[dict[str, Any]] = []
+    while True:
+        rows = slots_by_start(tx, start=start, end=end, limit=page, offset=offset)
+        for row in rows:
+            body = row.json()
+            if available(body, now) and wanted.matches(body):
+                found.append(body)
+        offset += len(rows)
+        if len(rows) < page:
+            break
+        # Enough, unless slots sharing the last wanted start may still follow (ties go by id).
+        if len(found) >= count and parse_instant(rows[-1].json()["start"]) > parse_instant(
+            found[count - 1]["start"]
+        ):
+            break
+    found.sort(key=lambda b: (parse_instant(b["start"]), b["id"]))
+    return found[:count]
+
+
+def book(
+    repo: FhirRepository, *, appointment: dict[str, Any] | bytes, acting_patient: str | None = None
+) -> StoredResource:
     """Book an Appointment on its Slots: the Slots turn ``busy`` and the Appointment is created together.
+
+    Parameters
+    ----------
+    acting_patient
+        ``Patient/id`` when a patient books for themself (the seam for authentication:
+        the caller passes the authenticated patient); None for staff, who may book for
+        anyone.
 
     Raises
     ------
+    ForbiddenError
+        ``acting_patient`` is given and the Appointment's patient is someone else (403).
     ConflictError
         A Slot is not free, or another booking took it first.
     BusinessRuleError
@@ -282,6 +360,7 @@ def book(repo: FhirRepository, *, appointment: dict[str, Any] | bytes) -> Stored
         differ from its Slots'.
     """
     resource = parse_resource(appointment, expected_type="Appointment")
+    check_acting_patient(resource, acting_patient)
     if resource.get("status") not in _BOOKABLE:
         raise InvalidRequestError(
             f"cannot book an Appointment with status {resource['status']!r}",
@@ -303,7 +382,7 @@ def book(repo: FhirRepository, *, appointment: dict[str, Any] | bytes) -> Stored
                 body = found.json()
                 if not available(body, now, token):
                     raise ConflictError(f"Slot/{id} is already taken", expression=["Appointment.slot"])
-                slots.append((found, without_hold(body)))
+                slots.append((found, body))
             start = min(b["start"] for _, b in slots)
             end = max(b["end"] for _, b in slots)
             for key, value in (("start", start), ("end", end)):
@@ -318,26 +397,48 @@ def book(repo: FhirRepository, *, appointment: dict[str, Any] | bytes) -> Stored
             resource.pop("id", None)
             # One batch: the Slots' versioned writes and the new Appointment share statements.
             writes = [
-                WriteRequest("Slot", found.id, {**body, "status": "busy"}, found.version)
-                for found, body in slots
+                WriteRequest("Slot", found.id, taken_body(body), found.version) for found, body in slots
             ]
             writes.append(WriteRequest("Appointment", new_id(), resource, 0))
-            return tx.write_many(writes)[-1]
+            stored = tx.write_many(writes)[-1]
+            if acting_patient is not None:
+                _tell_staff(tx, "booked", stored.id, resource)
+            return stored
     except PreconditionFailedError:
         raise ConflictError(
             "the slot was taken by a concurrent booking", expression=["Appointment.slot"]
         ) from None
 
 
-def cancel(repo: FhirRepository, *, appointment_id: str, reason: str) -> StoredResource:
+def _tell_staff(tx: FhirTransaction, what: str, appointment_id: str, body: dict[str, Any]) -> None:
+    """Queue a notice to the front desk, in the booking's own transaction (portal bookings)."""
+    patients = ", ".join(sorted(patients_of(body))) or "a patient"
+    enqueue_in(
+        tx,
+        key=f"staff-{what}|{appointment_id}",
+        kind=f"staff-{what}",
+        recipient=get_settings().staff_email,
+        subject=f"{patients} {what} an appointment themself",
+        body=f"{patients} {what} Appointment/{appointment_id} from {body.get('start')} to {body.get('end')}"
+        + (f"; reason: {body['cancelationReason']['text']}" if what == "cancelled" else ""),
+        appointment_id=appointment_id,
+    )
+
+
+def cancel(
+    repo: FhirRepository, *, appointment_id: str, reason: str, acting_patient: str | None = None
+) -> StoredResource:
     """Cancel an Appointment (status ``cancelled`` with the reason) and free its Slots, atomically.
 
     A Slot that the Schedule's current rules no longer produce is replaced by the rule slots
     it blocked rather than freed.
-    Cancelling a cancelled Appointment changes nothing.
+    Cancelling a cancelled Appointment changes nothing. ``acting_patient`` (``Patient/id``)
+    is the patient cancelling their own visit; None for staff.
 
     Raises
     ------
+    ForbiddenError
+        ``acting_patient`` is not the Appointment's patient.
     ConflictError
         The Appointment has already taken place or changed concurrently.
     """
@@ -347,6 +448,7 @@ def cancel(repo: FhirRepository, *, appointment_id: str, reason: str) -> StoredR
         with repo.begin() as tx:
             current = tx.read("Appointment", appointment_id)
             body = current.json()
+            check_acting_patient(body, acting_patient)
             if body.get("status") == "cancelled":
                 return current
             if body.get("status") in _FINAL:
@@ -357,13 +459,15 @@ def cancel(repo: FhirRepository, *, appointment_id: str, reason: str) -> StoredR
             body["status"] = "cancelled"
             body["cancelationReason"] = {"text": reason.strip()}
             stored = tx.write("Appointment", appointment_id, body, expected_version=current.version)
+            if acting_patient is not None:
+                _tell_staff(tx, "cancelled", appointment_id, body)
             for ref in body.get("slot", []):
                 kind, _, id = ref.get("reference", "").partition("/")
                 found = tx.read_current("Slot", id) if kind == "Slot" else None
                 if found is None or found.deleted:
                     continue
                 slot = found.json()
-                if slot.get("status") != "busy":
+                if not has_booking(slot):
                     continue
                 release(tx, found, slot)
             return stored

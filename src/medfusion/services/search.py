@@ -68,8 +68,7 @@ def search(
         default_count=settings.default_page_size,
         max_count=settings.max_page_size,
     )
-    with repo.begin_read() as tx:
-        result: SearchResult = tx.search(query)
+    result: SearchResult = repo.search(query)
     url = f"{base}/{resource_type}"
     links = _page_links(url, query.link_params(query.offset), query.offset, query.count, result.total)
     if query.summary_count:

@@ -8,13 +8,9 @@ registry write itself is atomic.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +27,21 @@ from medfusion.ml import (
     TabularData,
     cross_validate,
     evaluate,
+    file_sha256,
     library_versions,
     make_estimator,
     metrics_json,
-    model_card,
     model_details,
     model_features,
     outcome_summary,
     plot_evaluation,
     prepare,
     read_table,
-    run_report,
+    report_files,
+    run_header,
 )
 from medfusion.quality import CATALOGUE_VERSION
+from medfusion.services._files import write_atomic
 from medfusion.services.quality import quality_gate
 
 __all__ = [
@@ -151,16 +149,21 @@ def train_model(
     progress: Progress | None = None,
     quality: str = "warn",
     quality_config: Path | None = None,
+    labels: Path | None = None,
+    id_col: str | None = None,
+    test_labels: Path | None = None,
+    device: str = "auto",
 ) -> TrainResult:
     """Train a model on a table, evaluate it with CIs, and save it with report and card.
 
     Parameters
     ----------
     model
-        ``linear``, ``logistic``, ``cox`` or ``cnn``.
+        ``linear``, ``logistic``, ``cox``, ``cnn`` or ``rnn``.
     data
         CSV or Parquet training table; for ``cnn`` a MedMNIST-style ``.npz`` (see
-        :mod:`medfusion.services.image_training`).
+        :mod:`medfusion.services.image_training`); for ``rnn`` sequences (see
+        :mod:`medfusion.services.sequence_training`).
     target, time, event
         Outcome column(s): ``target`` for linear/logistic, ``time`` and ``event`` for cox.
     test_data
@@ -179,7 +182,12 @@ def train_model(
         Called with ``(step, done, total)``.
     quality, quality_config
         Data-quality gate (``off``, ``warn``, ``strict``) and an optional catalogue override;
-        see :func:`medfusion.services.quality.quality_gate`.
+        see :func:`medfusion.services.quality.quality_gate`. Not applied to sequence data.
+    labels, id_col, test_labels
+        ``rnn`` on a stay folder / archive or a long CSV: the outcome file, its id column
+        (``target`` names the outcome column) and the test set's outcome file.
+    device
+        ``cnn`` and ``rnn``: ``auto``, ``cpu`` or ``cuda``.
 
     Raises
     ------
@@ -187,19 +195,46 @@ def train_model(
         Unusable input, or (``quality="strict"``) an error-severity quality check failed;
         nothing is written.
     """
-    if model == "cnn" or data.suffix.lower() == ".npz":
-        return _train_images(
-            model=model,
-            data=data,
-            test_data=test_data,
-            test_size=test_size,
-            seed=seed,
-            cv=cv,
-            params=params or {},
-            n_bootstrap=n_bootstrap,
-            registry=_registry(registry_dir),
-            progress=progress,
-            quality=quality,
+    if model == "cnn" or (model != "rnn" and data.suffix.lower() == ".npz"):
+        from medfusion.services.image_training import train_images
+
+        return _result(
+            model,
+            train_images(
+                model=model,
+                data=data,
+                test_data=test_data,
+                test_size=test_size,
+                seed=seed,
+                cv=cv,
+                params={"device": device, **(params or {})},
+                n_bootstrap=n_bootstrap,
+                registry=_registry(registry_dir),
+                progress=progress,
+                quality=quality,
+            ),
+        )
+    if model == "rnn":
+        from medfusion.services.sequence_training import train_sequence_model
+
+        return _result(
+            model,
+            train_sequence_model(
+                data=data,
+                labels=labels,
+                id_col=id_col,
+                target=None if target == "target" and labels is None else target,
+                test_data=test_data,
+                test_labels=test_labels,
+                test_size=test_size,
+                seed=seed,
+                cv=cv,
+                params=params,
+                device=device,
+                n_bootstrap=n_bootstrap,
+                registry=_registry(registry_dir),
+                progress=progress,
+            ),
         )
     started = clock.perf_counter()
     total, done = 6 + (cv or 0), 0
@@ -247,16 +282,10 @@ def train_model(
     plots = plot_evaluation(evaluation)
     step("plots")
     metadata: dict[str, Any] = {
-        "model": model,
-        "estimator": type(fitted).__name__,
-        "task": train.task,
-        "params": fitted.get_params(),
-        "seed": seed,
-        "n_bootstrap": n_bootstrap,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **run_header(model, fitted, task=train.task, seed=seed, n_bootstrap=n_bootstrap),
         "data": {
             "file": data.name,
-            "fingerprint": hashlib.sha256(data.read_bytes()).hexdigest(),
+            "fingerprint": file_sha256(data),
             "n_rows": len(full.y) + (len(test.y) if test_data is not None else 0),
             "n_train": len(train.y),
             "n_test": len(test.y),
@@ -280,17 +309,7 @@ def train_model(
         events = train.y[train.y[:, 1] == 1, 0]
         metadata["survival_times"] = np.unique(np.percentile(events, [25, 50, 75])).tolist()
 
-    def files(record: dict[str, Any]) -> dict[str, bytes]:
-        markdown, card_html = model_card(record)
-        out = {f"plots/{name}.png": png for name, png in plots.items()}
-        out.update(
-            {
-                "model_card.md": markdown.encode(),
-                "model_card.html": card_html.encode(),
-                "report.html": run_report(record, plots).encode(),
-            }
-        )
-        return out
+    files = report_files(plots)
 
     metadata["seconds"] = clock.perf_counter() - started
     record = _registry(registry_dir).save(
@@ -315,22 +334,19 @@ def train_model(
     )
 
 
-def _train_images(**options: Any) -> TrainResult:
-    from medfusion.services.image_training import train_images
-
-    out = train_images(**options)
+def _result(model: str, out: dict[str, Any]) -> TrainResult:
+    """The ``TrainResult`` of an image or sequence training run (see their services)."""
     return TrainResult(
         out["record"].model_id,
-        options["model"],
+        model,
         out["task"],
         out["n_train"],
         out["n_test"],
         out["seconds"],
-        dict(out["evaluation"].metrics),
+        out["metrics"],
         out["evaluation"],
         out["record"],
         out["plots"],
-        [],
     )
 
 
@@ -346,9 +362,18 @@ def _explanation_summary(model: Any, rows: pd.DataFrame, examples: int = 3) -> d
 
 
 def evaluate_model(
-    *, model_id: str, data: Path, n_bootstrap: int = 500, seed: int = 42, registry_dir: Path | None = None
+    *,
+    model_id: str,
+    data: Path,
+    n_bootstrap: int = 500,
+    seed: int = 42,
+    registry_dir: Path | None = None,
+    labels: Path | None = None,
 ) -> EvaluateResult:
-    """Metrics with CIs of a saved model on a new table (which must hold the outcome)."""
+    """Metrics with CIs of a saved model on a new table (which must hold the outcome).
+
+    ``rnn`` models read sequences instead, with ``labels`` for the folder / long-CSV layouts.
+    """
     started = clock.perf_counter()
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
@@ -357,6 +382,13 @@ def evaluate_model(
         from medfusion.services.image_training import evaluate_images
 
         evaluation = evaluate_images(fitted, data, task=meta["task"], n_bootstrap=n_bootstrap, seed=seed)
+    elif meta["model"] == "rnn":
+        from medfusion.services.sequence_training import evaluate_sequence_model
+
+        evaluation = evaluate_sequence_model(fitted, meta, data, labels, n_bootstrap=n_bootstrap, seed=seed)
+    else:
+        evaluation = None
+    if evaluation is not None:
         return EvaluateResult(
             record.model_id,
             meta["model"],
@@ -398,15 +430,20 @@ def predict_with_model(
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
     info = meta["data"]
-    if info.get("kind") == "images":
+    if info.get("kind") == "images" or meta["model"] == "rnn":
         if explain:
             raise InvalidRequestError(
-                "--explain adds per-feature columns for tabular models; for images use "
-                "medfusion explain MODEL --data FILE --out DIR"
+                f"--explain on predict adds per-feature columns for tabular models; for {meta['model']} "
+                "use medfusion explain MODEL --data FILE --out DIR"
             )
-        from medfusion.services.image_training import predict_images
+        if info.get("kind") == "images":
+            from medfusion.services.image_training import predict_images
 
-        table = predict_images(fitted, data)
+            table = predict_images(fitted, data)
+        else:
+            from medfusion.services.sequence_training import predict_sequence_model
+
+            table = predict_sequence_model(fitted, meta, data)
         _write_csv(table, out)
         return PredictResult(record.model_id, out, len(table))
     X = model_features(fitted, read_table(data), tuple(c for c in info["outcome"] if c))
@@ -437,16 +474,8 @@ def predict_with_model(
 
 
 def _write_csv(result: pd.DataFrame, out: Path) -> None:
-    """Write a table atomically: a crash leaves the old file or none, never half a file."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            result.to_csv(stream, index=False)
-        os.replace(temp, out)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    write_atomic(out, result.to_csv(index=False).encode())
 
 
 def list_models(*, registry_dir: Path | None = None) -> list[ModelRecord]:

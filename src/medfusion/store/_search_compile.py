@@ -141,6 +141,8 @@ class SearchCompiler:
     def _string(self, a: sa.FromClause, match: StringMatch, v: _ValueOf) -> _Cond:
         if match.mode == "exact":
             return a.c.exact == self.bind(_attr(v, "text"), a.c.exact)
+        if match.mode == "equal":  # a blind index (see medfusion.store.protection)
+            return a.c.value == self.bind(_attr(v, "text"), a.c.value)
         if match.mode == "contains":
             contains = self.bind(lambda q: f"%{_like_escape(v(q).text)}%", a.c.value)
             return a.c.value.like(contains, escape="\\")
@@ -257,14 +259,14 @@ class SearchCompiler:
             conditions.append(self._values(a, i, criterion))
         return a, conditions
 
-    def _exists(self, i: int, with_values: bool = True) -> _Cond:
+    def _exists(self, i: int, rid: sa.ColumnElement[Any], with_values: bool = True) -> _Cond:
         a, conditions = self._index_rows(i, with_values)
         if not (with_values and self._seekable(self.query.criteria[i])):
             # Without ``res_type`` the lookup index is unusable, so the probe goes
             # through ``ix_*_rid``: a handful of rows per resource instead of a scan
             # of every row of the parameter (SQLite would otherwise pick the latter).
             conditions = conditions[1:]
-        return sa.exists().where(a.c.rid == resource.c.rid, *conditions)
+        return sa.exists().where(a.c.rid == rid, *conditions)
 
     @staticmethod
     def _seekable(criterion: Criterion) -> bool:
@@ -275,9 +277,46 @@ class SearchCompiler:
             for v in criterion.values
         )
 
-    def _driver(self, i: int) -> _Cond:
+    def _driver(self, i: int, probes: list[int], patient: int | None = None) -> _Cond:
+        # The other criteria probe the driver's index rows, not ``resource``: candidates
+        # are filtered on the covering lookup indexes, and only the survivors' resource
+        # rows (bodies included) are read, about 2.5x faster for a patient+code+date search.
         a, conditions = self._index_rows(i, self.query.criteria[i].missing is None)
+        if patient is not None:
+            # A token driver narrowed to the patient compartment (``idx_token.patient``):
+            # one range of the lookup index instead of a probe per resource of the patient.
+            target = _attr(_value_at(patient, 0), "target_id")
+            conditions.append(a.c.patient == self.bind(target, a.c.patient))
+        conditions.extend(self._probe(k, a.c.rid) for k in probes)
         return resource.c.rid.in_(sa.select(a.c.rid).where(*conditions))
+
+    def _probe(self, i: int, rid: sa.ColumnElement[Any]) -> _Cond:
+        """The ``EXISTS`` (or ``NOT EXISTS``) test of criterion ``i`` for the row ``rid``."""
+        criterion = self.query.criteria[i]
+        if criterion.missing is not None:
+            present = self._exists(i, rid, with_values=False)
+            return sa.not_(present) if criterion.missing else present
+        if criterion.negate:
+            return sa.not_(self._exists(i, rid))
+        return self._exists(i, rid)
+
+    def _patient_scope(self) -> tuple[int | None, int | None]:
+        """``(patient criterion, token criterion)`` when a search is ``patient=X`` plus a code.
+
+        Both must be plain (no ``:not``, no ``:missing``) and single-valued, the patient
+        a Patient (or untyped) reference and the token an exact ``system|code``.
+        """
+        patient = token = None
+        for i, c in enumerate(self.query.criteria):
+            if c.negate or c.missing is not None or len(c.values) != 1:
+                continue
+            value = c.values[0]
+            if c.name == "patient" and isinstance(value, ReferenceMatch):
+                if value.target_type in (None, "Patient") and patient is None:
+                    patient = i
+            elif c.type == "token" and token is None and self._seekable(c):
+                token = i
+        return (patient, token) if patient is not None and token is not None else (None, None)
 
     @staticmethod
     def _rank(criterion: Criterion) -> int | None:
@@ -345,21 +384,19 @@ class SearchCompiler:
         has_id = any(c.name == "_id" and c.missing is None for c in criteria)
         ranked = [(r, i) for i, c in enumerate(criteria) if (r := self._rank(c)) is not None]
         driver = None if has_id or not ranked else min(ranked)[1]
+        patient, token = self._patient_scope()
+        if driver is not None and token is not None:
+            driver = token
         if driver is None:
             res_type = self.bind(lambda q: q.resource_type, resource.c.res_type)
             conditions.insert(0, resource.c.res_type == res_type)
-        for i, criterion in enumerate(criteria):
-            if criterion.name in ("_id", "_lastUpdated"):
-                conditions.append(self._special(i))
-            elif i == driver:
-                conditions.append(self._driver(i))
-            elif criterion.missing is not None:
-                present = self._exists(i, with_values=False)
-                conditions.append(sa.not_(present) if criterion.missing else present)
-            elif criterion.negate:
-                conditions.append(sa.not_(self._exists(i)))
-            else:
-                conditions.append(self._exists(i))
+        special = {i for i, c in enumerate(criteria) if c.name in ("_id", "_lastUpdated")}
+        probes = [i for i in range(len(criteria)) if i not in special and i != driver]
+        conditions.extend(self._special(i) for i in sorted(special))
+        if driver is not None:
+            conditions.append(self._driver(driver, probes, patient if driver == token else None))
+        else:
+            conditions.extend(self._probe(i, resource.c.rid) for i in probes)
         return conditions
 
     # -- ordering ------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-__all__ = ["WRITE", "make_engine"]
+__all__ = ["WRITE", "DriverReaders", "make_engine"]
 
 # Execution option that makes SQLite take the write lock at BEGIN, so that a
 # read-check-write sequence (If-Match, conditional create) cannot interleave.
@@ -65,3 +66,39 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(parsed, **kwargs)
+
+
+class DriverReaders:
+    """Per-thread autocommit DBAPI connections of an engine, for hot single-statement reads.
+
+    They skip SQLAlchemy's per-statement machinery (it costs more than an indexed lookup);
+    :meth:`close` closes every one, whichever thread opened it.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """This thread's driver connection (sqlite3 or psycopg; both have ``execute``)."""
+        driver = getattr(self._local, "driver", None)
+        if driver is None:
+            pooled = self.engine.raw_connection()
+            driver = pooled.driver_connection
+            if self.engine.dialect.name == "postgresql":
+                # Autocommit: an idle reader must not sit inside an open transaction.
+                driver.autocommit = True  # type: ignore[union-attr]
+            self._local.driver = driver
+            with self._lock:
+                self._opened.append(pooled)
+        return driver
+
+    def close(self) -> None:
+        """Close every reader (a later :meth:`get` opens a fresh one)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+        self._local = threading.local()

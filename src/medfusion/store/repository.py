@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,22 +15,26 @@ from medfusion.errors import ConflictError, GoneError, NotFoundError, Preconditi
 from medfusion.fhir.repository import HistoryPage, StoredResource, WriteRequest, require_live
 from medfusion.fhir.resource import now_utc, same_content, stamp
 from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
-from medfusion.store.engine import WRITE
-from medfusion.store.rows import resource_columns, to_stored
-from medfusion.store.search_sql import execute_search
+from medfusion.store.engine import WRITE, DriverReaders
+from medfusion.store.protection import Protection
+from medfusion.store.rows import resource_columns, stored_body, to_stored, token_rows
+from medfusion.store.search_sql import execute_search, execute_search_driver
+from medfusion.store.security import before_write_commit
 from medfusion.store.tables import INDEX_TABLES, resource
 
 __all__ = ["SqlRepository", "SqlTransaction"]
 
 _READ_SQLITE = (
-    "SELECT res_type, res_id, version, last_updated, deleted, body FROM resource"
+    "SELECT res_type, res_id, version, last_updated, deleted, body, sealed FROM resource"
     " WHERE res_type = ? AND res_id = ? AND current"
 )
 _READ_POSTGRES = (
-    "SELECT res_type, res_id, version, last_updated, deleted, body::text FROM resource"
+    "SELECT res_type, res_id, version, last_updated, deleted, body::text, sealed FROM resource"
     " WHERE res_type = %s AND res_id = %s AND current"
 )
-_RESOURCE_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "deleted", "current", "body")
+_RESOURCE_COLUMNS = (
+    "rid", "res_type", "res_id", "version", "last_updated", "deleted", "current", "body", "sealed",
+)  # fmt: skip
 _BATCH = 500  # keeps IN lists and multi-row VALUES well under driver limits
 
 
@@ -50,10 +53,13 @@ def _aware(value: datetime) -> datetime:
 class SqlTransaction:
     """Operations inside one database transaction (see ``FhirTransaction``)."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, protection: Protection | None = None) -> None:
         self.conn = conn
+        self.protection = protection or Protection(None)
         self._dialect = conn.dialect.name
         self._columns = resource_columns(self._dialect)
+        # What this transaction wrote, for the request's AuditEvent (``before_write_commit``).
+        self.written: list[StoredResource] = []
 
     # -- reads -----------------------------------------------------------------
     def read_current(self, resource_type: str, id: str) -> StoredResource | None:
@@ -64,7 +70,7 @@ class SqlTransaction:
                 resource.c.current,
             )
         ).first()
-        return to_stored(row) if row is not None else None
+        return to_stored(row, self.protection) if row is not None else None
 
     def read(self, resource_type: str, id: str) -> StoredResource:
         return require_live(self.read_current(resource_type, id), resource_type, id)
@@ -79,7 +85,7 @@ class SqlTransaction:
         ).first()
         if row is None:
             raise NotFoundError(f"{resource_type}/{id} has no version {version}")
-        found = to_stored(row)
+        found = to_stored(row, self.protection)
         if found.deleted:
             raise GoneError(f"{resource_type}/{id} version {version} is a deletion")
         return found
@@ -110,15 +116,20 @@ class SqlTransaction:
             .limit(count)
             .offset(offset)
         )
-        return HistoryPage(entries=[to_stored(row) for row in rows], total=int(total))
+        return HistoryPage(entries=[to_stored(row, self.protection) for row in rows], total=int(total))
 
     def search(self, query: SearchQuery) -> SearchResult:
-        return execute_search(self.conn, query)
+        return execute_search(self.conn, self.protection.query(query), self.protection)
 
     @contextmanager
     def savepoint(self) -> Iterator[SqlTransaction]:
-        with self.conn.begin_nested():
-            yield self
+        mark = len(self.written)
+        try:
+            with self.conn.begin_nested():
+                yield self
+        except BaseException:
+            del self.written[mark:]
+            raise
 
     # -- writes ----------------------------------------------------------------
     def write(
@@ -138,7 +149,9 @@ class SqlTransaction:
         for start in range(0, len(requests), _BATCH):
             chunk = requests[start : start + _BATCH]
             self._write_chunk(chunk, results, start, skip_unchanged)
-        return [r for r in results if r is not None]
+        written = [r for r in results if r is not None]
+        self.written.extend(written)
+        return written
 
     def delete(self, resource_type: str, id: str) -> StoredResource | None:
         current = self._current_meta([(resource_type, id)])
@@ -156,9 +169,12 @@ class SqlTransaction:
             "deleted": True,
             "current": True,
             "body": None,
+            "sealed": None,
         }
         self.conn.execute(sa.insert(resource), [row])
-        return StoredResource(resource_type, id, version + 1, when, True, b"")
+        gone = StoredResource(resource_type, id, version + 1, when, True, b"")
+        self.written.append(gone)
+        return gone
 
     # -- internals -------------------------------------------------------------
     def _current_meta(
@@ -177,7 +193,7 @@ class SqlTransaction:
             resource.c.last_updated,
         ]
         if with_body:
-            columns.append(self._columns[-1])
+            columns.extend(self._columns[-2:])  # body, sealed
         out: dict[tuple[str, str], _Current] = {}
         for resource_type, ids in by_type.items():
             rows = self.conn.execute(
@@ -188,9 +204,11 @@ class SqlTransaction:
                 )
             )
             for row in rows:
-                body = row.body if with_body else None
-                if isinstance(body, str):
-                    body = body.encode()
+                body = None
+                if with_body:
+                    body = stored_body(
+                        self.protection, row.res_type, row.res_id, row.version, row.body, row.sealed
+                    )
                 out[(row.res_type, row.res_id)] = _Current(
                     row.rid, row.version, bool(row.deleted), row.last_updated, body
                 )
@@ -260,7 +278,7 @@ class SqlTransaction:
                     "last_updated": when,
                     "deleted": False,
                     "current": True,
-                    "body": body.decode() if self._dialect == "postgresql" else body,
+                    **self._body_columns(request.resource_type, request.id, version, body),
                 }
             )
             positions.append(i)
@@ -272,9 +290,15 @@ class SqlTransaction:
         if not rows:
             return
         rids = self._insert_resources(rows)
-        self._insert_index(
+        self.insert_index(
             [(rid, chunk[i].resource_type, chunk[i].resource) for rid, i in zip(rids, positions, strict=True)]
         )
+
+    def _body_columns(self, resource_type: str, id: str, version: int, body: bytes) -> dict[str, Any]:
+        """``body`` (plain JSON) or ``sealed`` (ciphertext) for a new version row."""
+        if self.protection.enabled:
+            return {"body": None, "sealed": self.protection.seal(resource_type, id, version, body)}
+        return {"body": body.decode() if self._dialect == "postgresql" else body, "sealed": None}
 
     def _allocate_rids(self, count: int) -> list[int]:
         """Reserve row ids so rows and their index rows go in with plain ``executemany``."""
@@ -302,6 +326,7 @@ class SqlTransaction:
                 row["deleted"],
                 row["current"],
                 row["body"],
+                row["sealed"],
             )
             for rid, row in zip(rids, rows, strict=True)
         ]
@@ -321,23 +346,24 @@ class SqlTransaction:
             for row in rows:
                 copy.write_row(row)
 
-    def _insert_index(self, items: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+    def insert_index(self, items: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+        """Write the search index rows of ``(rid, type, resource)`` (blinded where identifying)."""
         strings: list[tuple[Any, ...]] = []
         tokens: list[tuple[Any, ...]] = []
         dates: list[tuple[Any, ...]] = []
         quantities: list[tuple[Any, ...]] = []
         references: list[tuple[Any, ...]] = []
         for rid, resource_type, body in items:
-            entries = extract_index(resource_type, body)
+            entries = self.protection.index(resource_type, extract_index(resource_type, body))
             head = (rid, resource_type)
             strings.extend(head + row for row in entries.strings)
-            tokens.extend(head + row for row in entries.tokens)
+            tokens.extend(head + row for row in token_rows(entries))
             dates.extend(head + row for row in entries.dates)
             quantities.extend(head + row for row in entries.quantities)
             references.extend(head + row for row in entries.references)
         for name, columns, batch in (
             ("idx_string", ("value", "exact"), strings),
-            ("idx_token", ("system", "code"), tokens),
+            ("idx_token", ("system", "code", "patient"), tokens),
             ("idx_date", ("low", "high"), dates),
             ("idx_quantity", ("value", "system", "code"), quantities),
             ("idx_reference", ("target_type", "target_id"), references),
@@ -361,26 +387,29 @@ class SqlRepository:
         An engine from :func:`medfusion.store.engine.make_engine`, already migrated.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, protection: Protection | None = None) -> None:
         self.engine = engine
+        self.protection = protection or Protection(None)
         self._columns = resource_columns(engine.dialect.name)
         self._postgres = engine.dialect.name == "postgresql"
         self._read_sql = _READ_POSTGRES if self._postgres else _READ_SQLITE
-        self._local = threading.local()
-        self._readers: list[Any] = []
-        self._readers_lock = threading.Lock()
+        self._readers = DriverReaders(engine)
 
     @contextmanager
     def begin(self) -> Iterator[SqlTransaction]:
         """Open a write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            yield SqlTransaction(conn)
+            tx = SqlTransaction(conn, self.protection)
+            yield tx
+            hook = before_write_commit.get()
+            if hook is not None:
+                hook(conn, tx.written)
 
     @contextmanager
     def begin_read(self) -> Iterator[SqlTransaction]:
         """Open a read-only transaction that does not take the SQLite write lock."""
         with self.engine.connect() as conn, conn.begin():
-            yield SqlTransaction(conn)
+            yield SqlTransaction(conn, self.protection)
 
     def read(self, resource_type: str, id: str) -> StoredResource:
         # The hottest path: one indexed SELECT on a per-thread autocommit DBAPI connection,
@@ -393,32 +422,32 @@ class SqlRepository:
         updated = row[3]
         if isinstance(updated, str):  # SQLite keeps SQLAlchemy's text form, in UTC
             updated = datetime.fromisoformat(updated).replace(tzinfo=UTC)
-        body = row[5]
-        return StoredResource(
-            row[0], row[1], row[2], updated, False, body.encode() if isinstance(body, str) else bytes(body)
-        )
+        body = stored_body(self.protection, row[0], row[1], row[2], row[5], row[6])
+        return StoredResource(row[0], row[1], row[2], updated, False, body)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        if query.include or query.revinclude:
+            with self.begin_read() as tx:
+                return tx.search(query)
+        # Like ``read``: the per-thread driver connection, in a read transaction so that
+        # the page and the count query (when one runs) see one snapshot.
+        query = self.protection.query(query)
+        driver = self._reader()
+        if self._postgres:
+            with driver.transaction():
+                return execute_search_driver(driver, self.engine.dialect, query, self.protection)
+        driver.execute("BEGIN")
+        try:
+            return execute_search_driver(driver, self.engine.dialect, query, self.protection)
+        finally:
+            driver.rollback()
 
     def _reader(self) -> Any:
-        """This thread's driver connection (sqlite3 or psycopg; both have ``execute``)."""
-        driver = getattr(self._local, "driver", None)
-        if driver is None:
-            pooled = self.engine.raw_connection()
-            driver = pooled.driver_connection
-            if self._postgres:
-                # Autocommit: an idle reader must not sit inside an open transaction.
-                driver.autocommit = True  # type: ignore[union-attr]
-            self._local.driver = driver
-            with self._readers_lock:
-                self._readers.append(pooled)
-        return driver
+        return self._readers.get()
 
     def close(self) -> None:
         """Close the per-thread read connections and dispose of the engine's pool."""
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for connection in readers:
-            connection.close()
-        self._local = threading.local()
+        self._readers.close()
         self.engine.dispose()
 
     def counts(self) -> dict[str, int]:
@@ -444,4 +473,4 @@ class SqlRepository:
                 sa.select(*self._columns).where(*conditions).order_by(resource.c.res_type, resource.c.res_id)
             )
             for row in result:
-                yield to_stored(row)
+                yield to_stored(row, self.protection)

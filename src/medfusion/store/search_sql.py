@@ -23,14 +23,16 @@ from sqlalchemy.engine import Dialect
 from medfusion.fhir.repository import StoredResource
 from medfusion.fhir.search import SearchQuery, SearchResult
 from medfusion.store._search_compile import Getter, SearchCompiler, query_shape
-from medfusion.store.rows import resource_columns, to_stored
+from medfusion.store.protection import Protection
+from medfusion.store.rows import resource_columns, stored_body, to_stored
 from medfusion.store.tables import idx_reference, resource
 
-__all__ = ["execute_search"]
+__all__ = ["execute_search", "execute_search_driver"]
 
 _Cond = sa.ColumnElement[bool]
 _Convert = Callable[[Any], Any]
 _CACHE_SIZE = 512
+_PLAIN = Protection(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,23 +143,18 @@ def _fetch(conn: sa.Connection, statement: _Statement, values: dict[str, Any]) -
     return list(conn.exec_driver_sql(statement.sql, statement.params(values)))
 
 
-def _stored(row: Any, updated_of: _Convert | None) -> StoredResource:
+def _stored(row: Any, updated_of: _Convert | None, protection: Protection) -> StoredResource:
     # Row layout of the page query: rid, then :func:`resource_columns`.
     updated = row[4] if updated_of is None else updated_of(row[4])
     if updated.tzinfo is None:  # SQLite drops the zone; everything is stored in UTC
         updated = updated.replace(tzinfo=UTC)
-    body = row[6]
-    if body is None:
-        body = b""
-    elif isinstance(body, str):
-        body = body.encode()
     return StoredResource(
         resource_type=row[1],
         id=row[2],
         version=row[3],
         last_updated=updated,
         deleted=bool(row[5]),
-        body=bytes(body),
+        body=stored_body(protection, row[1], row[2], row[3], row[6], row[7]),
     )
 
 
@@ -218,7 +215,50 @@ def _revinclude(conn: sa.Connection, query: SearchQuery, ids: list[str], columns
     )
 
 
-def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
+_Run = Callable[[_Statement, dict[str, Any]], list[Any]]
+
+
+def _page(
+    plan: _Plan, query: SearchQuery, run: _Run, protection: Protection
+) -> tuple[SearchResult, list[Any]]:
+    """The page of matches and the total, with the driver rows of the page."""
+    values = plan.values(query)
+    if query.summary_count or query.count == 0:
+        total = int(run(plan.count, values)[0][0])
+        return SearchResult(matches=[], total=total, included=[]), []
+    rows = run(plan.page, values)
+    # A short, non-empty page (or an empty first one) already tells the total; only a
+    # full page, or an empty one past the start, needs the count query.
+    if rows and len(rows) < query.count:
+        total = query.offset + len(rows)
+    elif not rows and query.offset == 0:
+        total = 0
+    else:
+        total = int(run(plan.count, values)[0][0])
+    matches = [_stored(row, plan.updated, protection) for row in rows]
+    return SearchResult(matches=matches, total=total, included=[]), rows
+
+
+def execute_search_driver(
+    driver: Any, dialect: Dialect, query: SearchQuery, protection: Protection = _PLAIN
+) -> SearchResult:
+    """Run a search without ``_include``/``_revinclude`` on a bare DBAPI connection.
+
+    The hot path of ``GET [type]?...``: the cached SQL goes straight to the driver
+    (sqlite3 or psycopg), skipping SQLAlchemy's per-statement work, which costs more
+    than a typical indexed search itself. The caller holds the snapshot (transaction).
+    """
+    if query.include or query.revinclude:
+        raise ValueError("_include and _revinclude need execute_search")
+
+    def run(statement: _Statement, values: dict[str, Any]) -> list[Any]:
+        rows: list[Any] = driver.execute(statement.sql, statement.params(values)).fetchall()
+        return rows
+
+    return _page(_plan_for(query, dialect), query, run, protection)[0]
+
+
+def execute_search(conn: sa.Connection, query: SearchQuery, protection: Protection = _PLAIN) -> SearchResult:
     """Run a parsed search on the SQL store.
 
     Parameters
@@ -226,7 +266,9 @@ def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
     conn
         An open connection (inside the caller's transaction).
     query
-        The parsed search.
+        The parsed search (values already blinded by ``protection.query``).
+    protection
+        Opens sealed bodies (default: plain rows only).
 
     Returns
     -------
@@ -236,30 +278,20 @@ def execute_search(conn: sa.Connection, query: SearchQuery) -> SearchResult:
         resources.
     """
     plan = _plan_for(query, conn.dialect)
-    values = plan.values(query)
-    if query.summary_count or query.count == 0:
-        total = int(_fetch(conn, plan.count, values)[0][0])
-        return SearchResult(matches=[], total=total, included=[])
-    rows = _fetch(conn, plan.page, values)
-    # A short, non-empty page (or an empty first one) already tells the total; only a
-    # full page, or an empty one past the start, needs the count query.
-    if rows and len(rows) < query.count:
-        total = query.offset + len(rows)
-    elif not rows and query.offset == 0:
-        total = 0
-    else:
-        total = int(_fetch(conn, plan.count, values)[0][0])
+    result, rows = _page(plan, query, lambda st, values: _fetch(conn, st, values), protection)
+    matches = result.matches
     if not rows:
-        return SearchResult(matches=[], total=total, included=[])
-    matches = [_stored(row, plan.updated) for row in rows]
+        return result
     included: dict[tuple[str, str], StoredResource] = {}
     if query.include or query.revinclude:
         columns = resource_columns(conn.dialect.name)
         extra = _include(conn, query, [row[0] for row in rows], columns)
         extra += _revinclude(conn, query, [m.id for m in matches], columns)
         for row in extra:
-            stored = to_stored(row)
+            stored = to_stored(row, protection)
             included[(stored.resource_type, stored.id)] = stored
         for match in matches:
             included.pop((match.resource_type, match.id), None)
-    return SearchResult(matches=matches, total=total, included=[included[key] for key in sorted(included)])
+    return SearchResult(
+        matches=matches, total=result.total, included=[included[key] for key in sorted(included)]
+    )

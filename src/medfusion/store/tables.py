@@ -14,13 +14,20 @@ from sqlalchemy.dialects import postgresql
 
 __all__ = [
     "INDEX_TABLES",
+    "audit_log",
+    "auth_client",
+    "auth_refresh",
+    "auth_revoked",
+    "auth_user",
     "idx_date",
     "idx_quantity",
     "idx_reference",
     "idx_string",
     "idx_token",
     "metadata",
+    "outbox",
     "resource",
+    "waitlist",
 ]
 
 metadata = sa.MetaData()
@@ -40,6 +47,8 @@ resource = sa.Table(
     sa.Column("deleted", sa.Boolean, nullable=False, default=False),
     sa.Column("current", sa.Boolean, nullable=False, default=True),
     sa.Column("body", JsonBody, nullable=True),
+    # AES-256-GCM ciphertext of the body when encryption at rest is on (``body`` is NULL).
+    sa.Column("sealed", sa.LargeBinary, nullable=True),
     sa.UniqueConstraint("res_type", "res_id", "version", name="uq_resource_version"),
     sa.Index(
         "ix_resource_current",
@@ -77,7 +86,11 @@ idx_token = _index_table(
     "idx_token",
     sa.Column("system", sa.String(256), nullable=True),
     sa.Column("code", sa.String(256), nullable=True),
-    lookup=("code", "system"),
+    # The patient compartment the resource belongs to (one row per patient it references
+    # through its ``patient`` parameter; NULL when none): ``patient=X&code=Y`` becomes one
+    # range of the lookup index instead of a probe per resource of the patient.
+    sa.Column("patient", sa.String(256), nullable=True),
+    lookup=("code", "system", "patient"),
 )
 idx_date = _index_table(
     "idx_date",
@@ -116,3 +129,112 @@ INDEX_TABLES: dict[str, sa.Table] = {
     "quantity": idx_quantity,
     "reference": idx_reference,
 }
+
+# -- scheduling: notifications waiting to be sent, and the waitlist -------------------
+Instant = sa.DateTime(timezone=True)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    # What the message is about, once: a second enqueue of the same key is ignored.
+    sa.Column("dedupe_key", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("recipient", sa.String(256), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("appointment_id", sa.String(64), nullable=True),
+    sa.Column("patient", sa.String(128), nullable=True),
+    # pending -> sending -> sent | failed (| skipped when the appointment changed)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Instant, nullable=False),
+    sa.Column("claimed_until", Instant, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Instant, nullable=False),
+    sa.Column("sent_at", Instant, nullable=True),
+    sa.Column("communication_id", sa.String(64), nullable=True),
+    sa.UniqueConstraint("dedupe_key", name="uq_outbox_dedupe_key"),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+waitlist = sa.Table(
+    "waitlist",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),  # also the place in line
+    sa.Column("patient", sa.String(128), nullable=False),
+    sa.Column("practitioner", sa.String(128), nullable=True),
+    sa.Column("service_type", sa.String(256), nullable=True),
+    sa.Column("start", Instant, nullable=False),
+    sa.Column("end", Instant, nullable=False),
+    # waiting -> offered -> booked | waiting (offer lapsed, next in line) ; cancelled
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("offered_slot", sa.String(64), nullable=True),
+    sa.Column("offer_token", sa.String(64), nullable=True),
+    sa.Column("offer_expires", Instant, nullable=True),
+    sa.Column("offers", sa.Integer, nullable=False),
+    sa.Column("created_at", Instant, nullable=False),
+    sa.Column("updated_at", Instant, nullable=False),
+    sa.Index("ix_waitlist_status", "status", "id"),
+)
+
+# -- security (migration 0003) ---------------------------------------------------------
+# Users and backend clients; passwords and client secrets only as argon2 hashes.
+auth_user = sa.Table(
+    "auth_user",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("patient_id", sa.String(64), nullable=True),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+auth_client = sa.Table(
+    "auth_client",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("secret_hash", sa.String(256), nullable=False),
+    sa.Column("scope", sa.String(2048), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+# Refresh tokens by SHA-256 of their value; a used one is marked, and presenting a used one
+# again revokes its whole family (rotation with reuse detection).
+auth_refresh = sa.Table(
+    "auth_refresh",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family", sa.String(64), nullable=False),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(2048), nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("used", sa.Boolean, nullable=False),
+    sa.Index("ix_auth_refresh_family", "family"),
+)
+# Revoked access tokens by ``jti`` until they would have expired anyway.
+auth_revoked = sa.Table(
+    "auth_revoked",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("expires", sa.Float, nullable=False),
+)
+# The audit trail: one AuditEvent per row, chained by a keyed hash over the previous
+# row's hash and this row's content. ``seq`` is assigned by the writer under a lock, so
+# gaps mean deleted rows.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("recorded", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("action", sa.String(1), nullable=False),
+    sa.Column("outcome", sa.String(2), nullable=False),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_log_event", "event_id", unique=True),
+    sa.Index("ix_audit_log_recorded", "recorded"),
+)

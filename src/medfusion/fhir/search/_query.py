@@ -29,7 +29,8 @@ __all__ = [
 class StringMatch:
     """A string value; ``mode`` is ``prefix``, ``exact`` or ``contains``.
 
-    ``text`` is normalized (lower-case, no accents) except for ``exact``.
+    ``text`` is normalized (lower-case, no accents) except for ``exact``. The SQL store
+    also uses ``equal`` (equality on the normalised column) for blind indexes.
     """
 
     text: str
