@@ -214,6 +214,7 @@ def throughput(data: Path, epochs: int = 3, repeats: int = 3) -> list[str]:
     """Training images per second: framework vs plain loop, best of ``repeats`` alternated runs."""
     train = read_image_splits(data / FILE)["train"]
     assert train.labels is not None
+    torch.set_num_threads(CNNClassifier().n_threads or torch.get_num_threads())  # the plain loop alike
     framework, plain = [], []
     for repeat in range(repeats):
         framework.append(_framework(train.images, train.labels, epochs, repeat))
