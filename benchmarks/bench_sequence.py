@@ -111,11 +111,11 @@ def physionet(data: Path) -> list[Row]:
 
 
 def throughput(data: Path, epochs: int = 3, repeats: int = 2) -> list[Row]:
-    """Training samples/s of ``fit_network`` vs a plain PyTorch loop, same network and data."""
+    """Training samples/s of the shared ``fit_loop`` vs a plain PyTorch loop, same network and data."""
     import torch
 
-    from medfusion.ml._sequence_fit import fit_network, torch_threads
     from medfusion.ml._sequence_nets import SequenceNet
+    from medfusion.ml._torch import FitConfig, fit_loop, torch_threads
 
     sequences = _physionet(data)
     model = RNNModel(random_state=0)
@@ -148,8 +148,19 @@ def throughput(data: Path, epochs: int = 3, repeats: int = 2) -> list[Row]:
         return n * epochs / (time.perf_counter() - started)
 
     def ours() -> float:
-        result = fit_network(network(), loss, tensors, None, max_epochs=epochs, weight_decay=1e-4)
-        return result.samples_per_second
+        config = FitConfig(
+            max_epochs=epochs,
+            batch_size=64,
+            lr=1e-3,
+            weight_decay=1e-4,
+            optimizer="adam",
+            schedule="constant",
+        )
+        generator = torch.Generator().manual_seed(0)
+        history = fit_loop(
+            network(), tensors, loss=loss, config=config, generator=generator, device=torch.device("cpu")
+        )
+        return history.samples_per_second
 
     speeds: dict[str, list[float]] = {"plain": [], "ours": []}
     with torch_threads(1):

@@ -1,7 +1,9 @@
 """`make bench-ml`: the models against published results on the same data and split.
 
-The sequence rows (ECG200, PhysioNet 2012, rnn throughput and IG faithfulness) come from
-``benchmarks/bench_sequence.py``; ``--skip-sequence`` leaves them out (they take minutes).
+The CNN rows (BreastMNIST, mean of 3 seeds) and its training-throughput comparison come
+from ``benchmarks/bench_cnn.py``; the sequence rows (ECG200, PhysioNet 2012, rnn throughput
+and IG faithfulness) from ``benchmarks/bench_sequence.py``. ``--skip-sequence`` and
+``--skip-cnn`` leave them out (they take minutes).
 
 Prints a Markdown table and writes it to ``bench-out/ml_published.md``. Every model runs
 with default settings; CIs are 95 % seeded bootstrap intervals (500 resamples).
@@ -132,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench-out/ml_published.md"))
     parser.add_argument("--skip-sequence", action="store_true", help="Leave out the rnn rows.")
+    parser.add_argument("--skip-cnn", action="store_true", help="Leave out the cnn rows.")
     args = parser.parse_args()
     data = get_settings().data_dir
     lines = [
@@ -155,7 +158,19 @@ def main() -> None:
         rows = bench(data)
         seconds = time.perf_counter() - started
         lines.extend(f"| {d} | {m} | {_ci(e)} | {p} | {seconds:.1f} |" for d, m, e, p, _ in rows)
-    table = "\n".join(lines) + "\n"
+    notes: list[str] = []
+    if args.skip_cnn:
+        pass
+    elif (data / "medmnist/breastmnist.npz").is_file():
+        from benchmarks.bench_cnn import breastmnist
+        from benchmarks.bench_cnn import throughput as cnn_throughput
+
+        cnn_rows, notes = breastmnist(data)
+        lines.extend(f"| {d} | {m} | {_ci(e)} | {p} | {s} |" for d, m, e, p, s in cnn_rows)
+        notes += cnn_throughput(data)
+    else:
+        lines.append(f"| breastmnist | skipped: {data / 'medmnist'} is absent | | | |")
+    table = "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table)

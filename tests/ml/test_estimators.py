@@ -130,8 +130,8 @@ def test_cox_hazard_ratios_survival_curves_and_ph_check() -> None:
 
 def test_make_estimator_rejects_unknown_kind_and_parameter() -> None:
     assert isinstance(make_estimator("cox"), CoxModel)
-    with pytest.raises(ValueError, match="unknown model 'cnn'"):
-        make_estimator("cnn")
+    with pytest.raises(ValueError, match="unknown model 'svm'"):
+        make_estimator("svm")
     with pytest.raises(ValueError, match="bad parameter"):
         make_estimator("linear", depth=3)
 

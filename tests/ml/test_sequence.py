@@ -176,7 +176,9 @@ def test_regular_series_learnt_and_deterministic() -> None:
     np.testing.assert_array_equal(first.predict_proba(X[60:]), second.predict_proba(X[60:]))
     assert first.members_ == ("rnn",) and not first.irregular_
     assert (first.predict(X[60:]) == y[60:]).mean() >= 0.8
-    assert first.histories_[0][0].keys() == {"epoch", "train_loss", "val_loss"}
+    history = first.histories_[0]
+    assert history.score_name == "-loss" and 1 <= history.best_epoch <= len(history.epochs)
+    assert history.epochs[0].val_score == -history.epochs[0].val_loss
 
 
 def test_irregular_series_use_decay_and_choose_members() -> None:

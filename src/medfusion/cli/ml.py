@@ -56,11 +56,12 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def train(
-    model: str = typer.Argument(..., help="Model kind: linear, logistic, cox or rnn."),
+    model: str = typer.Argument(..., help="Model kind: linear, logistic, cox, cnn or rnn."),
     data: Path = typer.Option(
         ...,
         "--data",
-        help="Training table (CSV or Parquet); rnn: UCR .tsv, stay folder / .tar.gz, or long CSV.",
+        help="Training table (CSV or Parquet); cnn: MedMNIST-style .npz; rnn: UCR .tsv, stay "
+        "folder / .tar.gz, or long CSV.",
     ),
     target: str = typer.Option("target", "--target", help="Outcome column (linear, logistic)."),
     time: str | None = typer.Option(None, "--time", help="Survival time column (cox)."),
@@ -76,6 +77,9 @@ def train(
         "--param",
         help="Estimator parameter KEY=VALUE (repeatable): alpha=1.0 (ridge), penalty=l1, C=0.5.",
     ),
+    device: str | None = typer.Option(
+        None, "--device", help="Torch models: auto (CUDA when present, the default), cpu or cuda."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last line."),
     quality: str = typer.Option(
         "warn", "--quality", help="Data-quality gate: off, warn (report) or strict (refuse on errors)."
@@ -90,12 +94,14 @@ def train(
     test_labels: Path | None = typer.Option(
         None, "--test-labels", help="rnn: outcome CSV of --test-data (default: --labels)."
     ),
-    device: str = typer.Option("auto", "--device", help="rnn: auto, cpu or cuda."),
 ) -> None:
     """Train a model, evaluate it with bootstrap CIs, and save it to the registry."""
     from medfusion.cli.main import _progress
     from medfusion.services.training import train_model
 
+    params = _parse_params(param or [])
+    if device is not None and model not in ("cnn", "rnn"):
+        raise InvalidRequestError(f"--device applies to the torch models (cnn, rnn), not {model!r}")
     with _progress() as bar:
         task = bar.add_task(f"training {model}", total=None)
         result = train_model(
@@ -108,7 +114,7 @@ def train(
             test_size=test_size,
             seed=seed,
             cv=cv,
-            params=_parse_params(param or []),
+            params=params,
             progress=lambda step, done, total: bar.update(
                 task, description=step, completed=done, total=total
             ),
@@ -117,7 +123,7 @@ def train(
             labels=labels,
             id_col=id_col,
             test_labels=test_labels,
-            device=device,
+            device=device or "auto",
         )
     for finding in result.quality_findings:
         # stderr, so that --json keeps its last stdout line to itself.
@@ -139,7 +145,9 @@ def train(
 
 def predict(
     model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
-    data: Path = typer.Option(..., "--data", help="Table of rows to predict (CSV or Parquet)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Table of rows to predict (CSV or Parquet), or a .npz of images."
+    ),
     out: Path = typer.Option(..., "--out", help="CSV file to write predictions to."),
     explain: bool = typer.Option(
         False, "--explain", help="Add base_value and contribution_<feature> columns."
@@ -154,7 +162,9 @@ def predict(
 
 def evaluate(
     model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
-    data: Path = typer.Option(..., "--data", help="Table with the outcome column(s)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Table with the outcome column(s), or a .npz of labelled images."
+    ),
     seed: int = typer.Option(42, "--seed", help="Bootstrap seed."),
     labels: Path | None = typer.Option(None, "--labels", help="rnn: outcome CSV for folder data."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last line."),
@@ -171,9 +181,15 @@ def evaluate(
 
 def explain(
     model_id: str = typer.Argument(..., help="Model id (NAME or NAME@vN)."),
-    data: Path = typer.Option(..., "--data", help="Table of rows to explain (CSV or Parquet)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Table of rows to explain (CSV or Parquet), or a .npz of images."
+    ),
     rows: int | None = typer.Option(None, "--rows", help="Explain only the first N rows."),
-    out: Path | None = typer.Option(None, "--out", help="Folder for PNG bar charts."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for PNG bar charts (tabular) or heat maps (cnn, rnn; default explain-NAME-vN).",
+    ),
     method: str = typer.Option(
         "auto", "--method", help="auto/linear (exact coef x centred value) or shapley (model-agnostic)."
     ),
@@ -192,17 +208,27 @@ def explain(
     if as_json:
         typer.echo(json.dumps(result.as_json()))
         return
-    if result.sequence is not None:
-        table = Table(title=f"{result.model_id}: mean |integrated gradient| per variable")
-        table.add_column("variable")
-        table.add_column("importance", justify="right")
-        ranked = sorted(result.sequence["global_importance"].items(), key=lambda item: -item[1])
-        for name, value in ranked[:20]:
-            table.add_row(name, _fmt(value))
-        console.print(table)
-        console.print(f"{len(result.sequence['rows'])} series explained; heat maps and NPY files:")
-        for row in result.sequence["rows"]:
-            console.print(f"  {row['id']}: {row['attribution_file']}")
+    if result.attributions is not None:  # images and sequences: attribution files per row
+        payload = result.attributions
+        ranked = sorted(payload["global_importance"].items(), key=lambda item: -item[1])
+        if ranked:
+            table = Table(title=f"{result.model_id}: mean |attribution| per variable")
+            table.add_column("variable")
+            table.add_column("importance", justify="right")
+            for name, value in ranked[:20]:
+                table.add_row(name, _fmt(value))
+            console.print(table)
+        rows_table = Table(title=f"{result.model_id}: {payload['method']}")
+        for column in ("row", "class", "probability", "attribution file"):
+            rows_table.add_column(column)
+        for row in payload["rows"]:
+            rows_table.add_row(
+                str(row.get("id", row["row"])),
+                str(row["class"]),
+                _fmt(row["prediction"]),
+                row.get("heatmap_file", row["attribution_file"]),
+            )
+        console.print(rows_table)
         return
     explanation = result.explanation
     assert explanation is not None

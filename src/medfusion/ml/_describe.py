@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -25,15 +26,28 @@ def metrics_json(metrics: dict[str, Estimate]) -> dict[str, dict[str, float | No
     }
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of Python and of the libraries a saved model depends on."""
+def library_versions(*extra: str) -> dict[str, str]:
+    """Versions of Python and of the libraries a saved model depends on (plus ``extra``, e.g. torch)."""
     versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
+    for name in (*_LIBRARIES, *extra):
         try:
             versions[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
             versions[name] = "unknown"
     return versions
+
+
+def run_header(model: str, fitted: Any, *, task: str, seed: int, n_bootstrap: int) -> dict[str, Any]:
+    """The fields every saved training run's metadata starts with: kind, estimator, parameters, seed, time."""
+    return {
+        "model": model,
+        "estimator": type(fitted).__name__,
+        "task": task,
+        "params": fitted.get_params(),
+        "seed": seed,
+        "n_bootstrap": n_bootstrap,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def outcome_summary(data: TabularData) -> str:

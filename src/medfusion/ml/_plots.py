@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from medfusion.ml._explain import Explanation
 
-__all__ = ["kaplan_meier", "plot_evaluation", "plot_explanation"]
+__all__ = ["kaplan_meier", "plot_evaluation", "plot_explanation", "plot_training_curves"]
 
 
 def _figure() -> tuple[Figure, Axes]:
@@ -185,3 +185,42 @@ def plot_explanation(explanation: Explanation, *, max_rows: int = 20) -> dict[st
             f"contribution ({explanation.output})",
         )
     return plots
+
+
+def plot_training_curves(histories: list[dict[str, Any]]) -> bytes:
+    """Loss (training and validation) and validation score per epoch, one line per member.
+
+    Parameters
+    ----------
+    histories
+        :meth:`medfusion.ml._torch.History.as_dict` of each trained network.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib import pyplot as plt
+
+    fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    for index, history in enumerate(histories):
+        epochs = [e["epoch"] for e in history["epochs"]]
+        colour = f"C{index % 10}"
+        label = f"member {index + 1}" if len(histories) > 1 else ""
+        loss_ax.plot(
+            epochs, [e["train_loss"] for e in history["epochs"]], color=colour, label=f"train {label}"
+        )
+        val = [e["val_loss"] for e in history["epochs"]]
+        if any(v is not None for v in val):
+            loss_ax.plot(epochs, val, color=colour, linestyle="--", label=f"validation {label}")
+        score = [e["val_score"] for e in history["epochs"]]
+        if any(v is not None for v in score):
+            score_ax.plot(epochs, score, color=colour, label=label or None)
+            best = history["best_epoch"]
+            if best:
+                score_ax.axvline(best, color=colour, linestyle=":", linewidth=1)
+        score_ax.set_ylabel(f"validation {history['score_name']}")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Training curves")
+    loss_ax.legend(fontsize=7)
+    score_ax.set(xlabel="epoch", title="Validation score (dotted: kept epoch)")
+    if len(histories) > 1:
+        score_ax.legend(fontsize=7)
+    return _png(fig)

@@ -96,6 +96,20 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
             "Proportional-hazards check (Schoenfeld residuals, rank time):",
             (["predictor", "statistic", "p"], rows),
         ]
+    if meta.get("architecture"):
+        spec.append(f"Architecture: {meta['architecture']}.")
+    for index, run in enumerate(meta.get("training", [])):
+        kept = run["epochs"][run["best_epoch"] - 1] if run["best_epoch"] else None
+        spec.append(
+            f"Network {index + 1}: {len(run['epochs'])} epochs"
+            + (" (stopped early)" if run["stopped_early"] else "")
+            + (
+                f", kept epoch {run['best_epoch']} (validation {run['score_name']} {_fmt(kept['val_score'])})"
+                if kept and kept["val_score"] is not None
+                else ""
+            )
+            + "."
+        )
     if meta.get("network"):
         network = meta["network"]
         spec.append(
@@ -120,7 +134,8 @@ def _sections(meta: Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
         (
             "Predictors",
             [
-                f"{len(data['predictors'])} columns: {', '.join(data['predictors'])}. "
+                f"{len(data['predictors'])} column{'' if len(data['predictors']) == 1 else 's'}: "
+                f"{', '.join(data['predictors'])}. "
                 + (
                     meta.get("predictors_note")
                     or "Numeric ones are median-imputed and standardised; text ones one-hot encoded."
@@ -229,6 +244,15 @@ def run_report(meta: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
 
 def _explanation_blocks(summary: Mapping[str, Any]) -> list[Block]:
     """Global importance and example cases from the ``explanation`` metadata entry."""
+    if summary.get("method") == "grad_cam":
+        cases = [
+            [str(r["row"]), _fmt(r["prediction"]), f"row {r['peak'][0]}, column {r['peak'][1]}"]
+            for r in summary["rows"]
+        ]
+        return [
+            f"Grad-CAM on the first {summary['n_rows']} test images (`medfusion explain` draws the maps).",
+            (["test image", "probability of the predicted class", "Grad-CAM peak (pixel)"], cases),
+        ]
     importance = sorted(summary["global_importance"].items(), key=lambda item: -item[1])
     blocks: list[Block] = [
         f"{summary['method']} on {summary['n_rows']} test rows, in {summary['output']} units; "

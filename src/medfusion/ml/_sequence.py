@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -28,13 +29,8 @@ from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from medfusion.ml._sequence_fit import (
-    FitResult,
-    fit_network,
-    resolve_device,
-    seed_everything,
-    torch_threads,
-)
+if TYPE_CHECKING:  # torch loads on first fit or prediction, not with medfusion.ml
+    from medfusion.ml._torch import EpochRecord, History
 
 __all__ = ["SUMMARY_STATISTICS", "RNNModel", "as_sequences", "summary_features"]
 
@@ -159,8 +155,8 @@ class RNNModel(ClassifierMixin, BaseEstimator):
     classes_ : ndarray
     networks_ : list of SequenceNet
         Trained networks (on the CPU).
-    histories_ : list of list of dict
-        Per network, ``epoch``, ``train_loss`` and ``val_loss`` per epoch.
+    histories_ : list of History
+        Training curves per network (validation score: the negative loss).
     members_ : tuple of str
         Ensemble members kept (``rnn`` always).
     validation_scores_ : dict
@@ -275,20 +271,21 @@ class RNNModel(ClassifierMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------
 
-    def fit(
-        self, X: Any, y: Any, *, on_epoch: Callable[[int, int, dict[str, float]], None] | None = None
-    ) -> RNNModel:
+    def fit(self, X: Any, y: Any, *, progress: Callable[[int, EpochRecord], None] | None = None) -> RNNModel:
         """Fit on ``X`` ``(n, n_steps[, n_variables])`` and class labels ``y``; return self.
 
-        ``on_epoch(seed_index, epoch, history_row)`` reports training progress.
+        ``progress(seed_index, epoch_record)`` is called after every epoch.
         """
-        with torch_threads(self.n_threads):
-            return self._fit(X, y, on_epoch)
+        from medfusion.ml._torch import torch_threads
 
-    def _fit(self, X: Any, y: Any, on_epoch: Callable[[int, int, dict[str, float]], None] | None) -> RNNModel:
+        with torch_threads(self.n_threads):
+            return self._fit(X, y, progress)
+
+    def _fit(self, X: Any, y: Any, progress: Callable[[int, EpochRecord], None] | None) -> RNNModel:
         import torch
 
         from medfusion.ml._sequence_nets import SequenceNet
+        from medfusion.ml._torch import FitConfig, fit_loop, resolve_device, seeded
 
         self._check_params()
         if y is None:
@@ -318,40 +315,45 @@ class RNNModel(ClassifierMixin, BaseEstimator):
         tensors = (values, mask, last, torch.from_numpy(encoded.astype(np.int64)))
         small = len(X) < 500
         self.networks_: list[SequenceNet] = []
-        self.histories_: list[list[dict[str, float]]] = []
-        speeds = []
+        self.histories_: list[History] = []
+        stop = self.early_stopping and len(valid) > 0
+        rows = torch.from_numpy(train if stop else np.arange(len(X)))
+        config = FitConfig(
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size or (16 if small else 64),
+            lr=self.learning_rate,
+            weight_decay=self.weight_decay,
+            patience=self.patience or (30 if small else 10),
+            optimizer="adam",
+            schedule="constant",
+            min_delta=1e-6,
+        )
         for k in range(self.n_seeds):
-            seed_everything(seed + k)
-            network = SequenceNet(
-                self.n_variables_,
-                len(self.classes_),
-                cell=self.cell,
-                hidden_size=self.hidden_size,
-                num_layers=self.num_layers,
-                bidirectional=self.bidirectional,
-                dropout=self.dropout,
-                decay=use_decay,
-                conv_width=self.conv_width if use_conv else 0,
-            )
-            stop = self.early_stopping and len(valid) > 0
-            result: FitResult = fit_network(
-                network,
-                torch.nn.functional.cross_entropy,
-                [t[torch.from_numpy(train if stop else np.arange(len(X)))] for t in tensors],
-                [t[torch.from_numpy(valid)] for t in tensors] if stop else None,
-                max_epochs=self.max_epochs,
-                patience=self.patience or (30 if small else 10),
-                batch_size=self.batch_size or (16 if small else 64),
-                learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay,
-                seed=seed + k,
-                device=device,
-                on_epoch=_report_to(on_epoch, k),
-            )
+            with seeded(seed + k, device) as generator:
+                network = SequenceNet(
+                    self.n_variables_,
+                    len(self.classes_),
+                    cell=self.cell,
+                    hidden_size=self.hidden_size,
+                    num_layers=self.num_layers,
+                    bidirectional=self.bidirectional,
+                    dropout=self.dropout,
+                    decay=use_decay,
+                    conv_width=self.conv_width if use_conv else 0,
+                )
+                history = fit_loop(
+                    network,
+                    [t[rows] for t in tensors],
+                    loss=torch.nn.functional.cross_entropy,
+                    config=config,
+                    generator=generator,
+                    device=device,
+                    validation=[t[torch.from_numpy(valid)] for t in tensors] if stop else None,
+                    progress=None if progress is None else partial(progress, k),
+                )
             self.networks_.append(network.cpu())
-            self.histories_.append(result.history)
-            speeds.append(result.samples_per_second)
-        self.samples_per_second_ = float(np.mean(speeds))
+            self.histories_.append(history)
+        self.samples_per_second_ = float(np.mean([h.samples_per_second for h in self.histories_]))
         self._fit_members(X, encoded, train, valid, seed)
         return self
 
@@ -411,6 +413,8 @@ class RNNModel(ClassifierMixin, BaseEstimator):
     def _network_proba(self, X: np.ndarray, batch: int = 512) -> np.ndarray:
         import torch
 
+        from medfusion.ml._torch import torch_threads
+
         values, mask, last = self._tensors(X)
         out = []
         with torch.no_grad(), torch_threads(self.n_threads):
@@ -434,14 +438,6 @@ class RNNModel(ClassifierMixin, BaseEstimator):
         """Most probable class per series."""
         check_is_fitted(self)
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
-
-
-def _report_to(
-    on_epoch: Callable[[int, int, dict[str, float]], None] | None, k: int
-) -> Callable[[int, dict[str, float]], None] | None:
-    if on_epoch is None:
-        return None
-    return lambda epoch, row: on_epoch(k, epoch, row)
 
 
 def _score(y: np.ndarray, proba: np.ndarray) -> float:

@@ -24,7 +24,6 @@ __all__ = [
     "SequenceExplanation",
     "integrated_gradients",
     "plot_attribution",
-    "plot_training_curves",
     "sequence_deletion_test",
 ]
 
@@ -238,19 +237,4 @@ def plot_attribution(
         ax.set(yticks=range(len(order)), yticklabels=[variables[i] for i in order])
         ax.set(xlabel=step_label, title=title)
     fig.colorbar(image, ax=ax, label="attribution (probability)")
-    return _png(fig)
-
-
-def plot_training_curves(histories: list[list[dict[str, float]]]) -> bytes:
-    """Training and validation loss per epoch, one line pair per seed (PNG)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    for k, history in enumerate(histories):
-        epochs = [row["epoch"] for row in history]
-        ax.plot(epochs, [row["train_loss"] for row in history], color=f"C{k}", label=f"train (seed {k})")
-        val = [row["val_loss"] for row in history]
-        if not np.isnan(val).all():
-            ax.plot(epochs, val, color=f"C{k}", linestyle="--", label=f"validation (seed {k})")
-    ax.set(xlabel="epoch", ylabel="cross-entropy", title="Training curves")
-    ax.legend(fontsize="small")
     return _png(fig)

@@ -45,9 +45,10 @@ class ExplainResult:
     Attributes
     ----------
     explanation
-        Per-feature contributions (tabular models); ``None`` for ``rnn``.
-    sequence
-        ``rnn``: the JSON object of integrated-gradients attribution files.
+        Per-feature contributions (tabular models); ``None`` for ``cnn`` and ``rnn``.
+    attributions
+        ``cnn`` and ``rnn``: the JSON object whose rows name attribution files (Grad-CAM /
+        occlusion PNGs, integrated-gradients NPY and PNG).
     ratios
         Odds ratios (binary logistic) or hazard ratios (Cox) with CIs, else ``None``.
     """
@@ -56,12 +57,12 @@ class ExplainResult:
     explanation: Explanation | None
     ratios: pd.DataFrame | None = None
     plots: list[Path] = field(default_factory=list)
-    sequence: dict[str, Any] | None = None
+    attributions: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The ``medfusion explain --json`` object (``rnn``: rows carry ``attribution_file``)."""
-        if self.sequence is not None:
-            return self.sequence
+        """The ``medfusion explain --json`` object (image and sequence rows carry ``attribution_file``)."""
+        if self.attributions is not None:
+            return self.attributions
         assert self.explanation is not None
         return self.explanation.as_json(self.model_id)
 
@@ -107,13 +108,16 @@ def explain_model(
     model_id
         ``NAME`` or ``NAME@vN``.
     data
-        CSV or Parquet table with the model's feature columns (outcome columns ignored).
+        CSV or Parquet table with the model's feature columns (outcome columns ignored); for
+        ``cnn`` a ``.npz`` of images (see :mod:`medfusion.services.image_explaining`), for
+        ``rnn`` sequences.
     rows
         Explain only the first ``rows`` data rows (default all).
     out
         Folder for PNG bar charts: ``global_importance.png`` and ``row_<n>.png``; for
-        ``rnn`` the ``attr_<n>.npy`` / ``attr_<n>.png`` attribution files (default
-        ``explain-<name>-v<version>`` in the working folder).
+        ``cnn`` the ``image_<n>.png`` heat maps, for ``rnn`` the ``attr_<n>.npy`` /
+        ``attr_<n>.png`` attribution files (default ``explain-<name>-v<version>`` in the
+        working folder).
     method
         ``auto`` / ``linear`` (exact contributions) or ``shapley`` (sampled or exact
         Shapley values of the natural output, with the table as background).
@@ -130,16 +134,22 @@ def explain_model(
     if rows is not None and rows < 1:
         raise DataError(f"--rows must be at least 1, got {rows}")
     fitted, record = Registry(registry_dir or get_settings().models_dir).load(model_id)
-    if record.metadata.get("model") == "rnn":
-        from medfusion.services.sequence_training import explain_sequence_model
-
-        if method not in ("auto",):
-            raise InvalidRequestError("rnn models are explained by integrated gradients; use --method auto")
+    kind = record.metadata.get("model")
+    if kind in ("cnn", "rnn"):
+        if method != "auto":
+            raise InvalidRequestError(f"{kind} models have one explanation method; use --method auto")
         folder = out or Path(f"explain-{record.name}-v{record.version}")
-        payload = explain_sequence_model(
-            fitted, record.metadata, model_id=record.model_id, data=data, rows=rows, out=folder
-        )
-        files = [Path(r["heatmap_file"]) for r in payload["rows"]]
+        if kind == "cnn":
+            from medfusion.services.image_explaining import explain_images
+
+            payload = explain_images(fitted, record.model_id, data, rows=rows, out=folder)
+        else:
+            from medfusion.services.sequence_training import explain_sequence_model
+
+            payload = explain_sequence_model(
+                fitted, record.metadata, model_id=record.model_id, data=data, rows=rows, out=folder
+            )
+        files = [Path(r.get("heatmap_file", r["attribution_file"])) for r in payload["rows"]]
         return ExplainResult(record.model_id, None, None, files, payload)
     outcome = tuple(c for c in record.metadata.get("data", {}).get("outcome", []) if c)
     table = model_features(fitted, read_table(data), outcome)

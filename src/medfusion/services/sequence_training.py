@@ -8,10 +8,8 @@ steps, resolution) is saved in the metadata so new data is read onto the same gr
 
 from __future__ import annotations
 
-import hashlib
 import time as clock
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from medfusion.ml import (
     SequenceData,
     cross_validate,
     evaluate,
+    file_sha256,
     integrated_gradients,
     library_versions,
     make_estimator,
@@ -33,6 +32,7 @@ from medfusion.ml import (
     plot_training_curves,
     read_sequences,
     report_files,
+    run_header,
 )
 from medfusion.services._files import write_atomic
 
@@ -72,7 +72,7 @@ def _split(data: SequenceData, *, test_size: float, seed: int) -> tuple[Sequence
 
 def _data_fingerprint(path: Path, data: SequenceData) -> str:
     if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     return data.fingerprint()
 
 
@@ -180,7 +180,7 @@ def train_sequence_model(
     evaluation = evaluate(fitted, test.X, test_y, task=task, n_boot=n_bootstrap, seed=seed)
     step("metrics and bootstrap")
     plots = plot_evaluation(evaluation)
-    plots["training_curves"] = plot_training_curves(fitted.histories_)
+    plots["training_curves"] = plot_training_curves([h.as_dict() for h in fitted.histories_])
     explained = test.subset(np.arange(min(3, len(test_y))))
     explanation = integrated_gradients(fitted, explained.X, variables=full.variables, steps=32)
     for row, attribution in enumerate(explanation.attributions):
@@ -206,13 +206,7 @@ def train_sequence_model(
         "event": None,
     }
     metadata: dict[str, Any] = {
-        "model": "rnn",
-        "estimator": type(fitted).__name__,
-        "task": task,
-        "params": fitted.get_params(),
-        "seed": seed,
-        "n_bootstrap": n_bootstrap,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **run_header("rnn", fitted, task=task, seed=seed, n_bootstrap=n_bootstrap),
         "data": info,
         "sequence": {
             "kind": "regular" if full.regular else "irregular",
@@ -223,11 +217,11 @@ def train_sequence_model(
         "metrics": metrics_json(evaluation.metrics),
         "cv_folds": cv,
         "cv_metrics": metrics_json(cv_eval.metrics) if cv_eval else {},
-        "libraries": {**library_versions(), "torch": _torch_version()},
+        "libraries": library_versions("torch"),
         "network": {
             "members": list(fitted.members_),
             "validation_scores": fitted.validation_scores_,
-            "epochs": [len(h) for h in fitted.histories_],
+            "epochs": [len(h.epochs) for h in fitted.histories_],
             "samples_per_second": fitted.samples_per_second_,
             "device": device,
         },
@@ -273,12 +267,6 @@ def train_sequence_model(
         "plots": sorted(plots),
         "seconds": clock.perf_counter() - started,
     }
-
-
-def _torch_version() -> str:
-    import torch
-
-    return str(torch.__version__)
 
 
 def _outcome_summary(y: np.ndarray) -> str:

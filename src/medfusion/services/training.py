@@ -8,13 +8,9 @@ registry write itself is atomic.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from medfusion.config import get_settings
-from medfusion.errors import DataError
+from medfusion.errors import DataError, InvalidRequestError
 from medfusion.ml import (
     Estimate,
     Evaluation,
@@ -31,6 +27,7 @@ from medfusion.ml import (
     TabularData,
     cross_validate,
     evaluate,
+    file_sha256,
     library_versions,
     make_estimator,
     metrics_json,
@@ -41,8 +38,10 @@ from medfusion.ml import (
     prepare,
     read_table,
     report_files,
+    run_header,
 )
 from medfusion.quality import CATALOGUE_VERSION
+from medfusion.services._files import write_atomic
 from medfusion.services.quality import quality_gate
 
 __all__ = [
@@ -160,9 +159,11 @@ def train_model(
     Parameters
     ----------
     model
-        ``linear``, ``logistic`` or ``cox``.
+        ``linear``, ``logistic``, ``cox``, ``cnn`` or ``rnn``.
     data
-        CSV or Parquet training table.
+        CSV or Parquet training table; for ``cnn`` a MedMNIST-style ``.npz`` (see
+        :mod:`medfusion.services.image_training`); for ``rnn`` sequences (see
+        :mod:`medfusion.services.sequence_training`).
     target, time, event
         Outcome column(s): ``target`` for linear/logistic, ``time`` and ``event`` for cox.
     test_data
@@ -186,7 +187,7 @@ def train_model(
         ``rnn`` on a stay folder / archive or a long CSV: the outcome file, its id column
         (``target`` names the outcome column) and the test set's outcome file.
     device
-        ``rnn``: ``auto``, ``cpu`` or ``cuda``.
+        ``cnn`` and ``rnn``: ``auto``, ``cpu`` or ``cuda``.
 
     Raises
     ------
@@ -194,37 +195,46 @@ def train_model(
         Unusable input, or (``quality="strict"``) an error-severity quality check failed;
         nothing is written.
     """
+    if model == "cnn" or (model != "rnn" and data.suffix.lower() == ".npz"):
+        from medfusion.services.image_training import train_images
+
+        return _result(
+            model,
+            train_images(
+                model=model,
+                data=data,
+                test_data=test_data,
+                test_size=test_size,
+                seed=seed,
+                cv=cv,
+                params={"device": device, **(params or {})},
+                n_bootstrap=n_bootstrap,
+                registry=_registry(registry_dir),
+                progress=progress,
+                quality=quality,
+            ),
+        )
     if model == "rnn":
         from medfusion.services.sequence_training import train_sequence_model
 
-        out = train_sequence_model(
-            data=data,
-            labels=labels,
-            id_col=id_col,
-            target=None if target == "target" and labels is None else target,
-            test_data=test_data,
-            test_labels=test_labels,
-            test_size=test_size,
-            seed=seed,
-            cv=cv,
-            params=params,
-            device=device,
-            n_bootstrap=n_bootstrap,
-            registry=_registry(registry_dir),
-            progress=progress,
-        )
-        record = out["record"]
-        return TrainResult(
-            record.model_id,
+        return _result(
             model,
-            out["task"],
-            out["n_train"],
-            out["n_test"],
-            out["seconds"],
-            out["metrics"],
-            out["evaluation"],
-            record,
-            out["plots"],
+            train_sequence_model(
+                data=data,
+                labels=labels,
+                id_col=id_col,
+                target=None if target == "target" and labels is None else target,
+                test_data=test_data,
+                test_labels=test_labels,
+                test_size=test_size,
+                seed=seed,
+                cv=cv,
+                params=params,
+                device=device,
+                n_bootstrap=n_bootstrap,
+                registry=_registry(registry_dir),
+                progress=progress,
+            ),
         )
     started = clock.perf_counter()
     total, done = 6 + (cv or 0), 0
@@ -272,16 +282,10 @@ def train_model(
     plots = plot_evaluation(evaluation)
     step("plots")
     metadata: dict[str, Any] = {
-        "model": model,
-        "estimator": type(fitted).__name__,
-        "task": train.task,
-        "params": fitted.get_params(),
-        "seed": seed,
-        "n_bootstrap": n_bootstrap,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **run_header(model, fitted, task=train.task, seed=seed, n_bootstrap=n_bootstrap),
         "data": {
             "file": data.name,
-            "fingerprint": hashlib.sha256(data.read_bytes()).hexdigest(),
+            "fingerprint": file_sha256(data),
             "n_rows": len(full.y) + (len(test.y) if test_data is not None else 0),
             "n_train": len(train.y),
             "n_test": len(test.y),
@@ -330,6 +334,22 @@ def train_model(
     )
 
 
+def _result(model: str, out: dict[str, Any]) -> TrainResult:
+    """The ``TrainResult`` of an image or sequence training run (see their services)."""
+    return TrainResult(
+        out["record"].model_id,
+        model,
+        out["task"],
+        out["n_train"],
+        out["n_test"],
+        out["seconds"],
+        out["metrics"],
+        out["evaluation"],
+        out["record"],
+        out["plots"],
+    )
+
+
 def _explanation_summary(model: Any, rows: pd.DataFrame, examples: int = 3) -> dict[str, Any]:
     """Global importance on the test rows and a few explained example rows, for the report."""
     from medfusion.services.explaining import explain_rows
@@ -358,10 +378,17 @@ def evaluate_model(
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
     info = meta["data"]
-    if meta["model"] == "rnn":
+    if info.get("kind") == "images":
+        from medfusion.services.image_training import evaluate_images
+
+        evaluation = evaluate_images(fitted, data, task=meta["task"], n_bootstrap=n_bootstrap, seed=seed)
+    elif meta["model"] == "rnn":
         from medfusion.services.sequence_training import evaluate_sequence_model
 
         evaluation = evaluate_sequence_model(fitted, meta, data, labels, n_bootstrap=n_bootstrap, seed=seed)
+    else:
+        evaluation = None
+    if evaluation is not None:
         return EvaluateResult(
             record.model_id,
             meta["model"],
@@ -403,14 +430,22 @@ def predict_with_model(
     fitted, record = _registry(registry_dir).load(model_id)
     meta = record.metadata
     info = meta["data"]
-    if meta["model"] == "rnn":
-        from medfusion.services.sequence_training import predict_sequence_model
-
+    if info.get("kind") == "images" or meta["model"] == "rnn":
         if explain:
-            raise DataError("--explain on predict is for tabular models; use medfusion explain for rnn")
-        result = predict_sequence_model(fitted, meta, data)
-        _write_csv(result, out)
-        return PredictResult(record.model_id, out, len(result))
+            raise InvalidRequestError(
+                f"--explain on predict adds per-feature columns for tabular models; for {meta['model']} "
+                "use medfusion explain MODEL --data FILE --out DIR"
+            )
+        if info.get("kind") == "images":
+            from medfusion.services.image_training import predict_images
+
+            table = predict_images(fitted, data)
+        else:
+            from medfusion.services.sequence_training import predict_sequence_model
+
+            table = predict_sequence_model(fitted, meta, data)
+        _write_csv(table, out)
+        return PredictResult(record.model_id, out, len(table))
     X = model_features(fitted, read_table(data), tuple(c for c in info["outcome"] if c))
     result = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
     if meta["task"] == "regression":
@@ -440,14 +475,7 @@ def predict_with_model(
 
 def _write_csv(result: pd.DataFrame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            result.to_csv(stream, index=False)
-        os.replace(temp, out)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    write_atomic(out, result.to_csv(index=False).encode())
 
 
 def list_models(*, registry_dir: Path | None = None) -> list[ModelRecord]:
