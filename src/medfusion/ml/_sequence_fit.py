@@ -96,6 +96,7 @@ def fit_network(
     seed: int = 0,
     device: str = "cpu",
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    schedule: str = "constant",
 ) -> FitResult:
     """Train ``network`` with Adam and early stopping on the validation loss.
 
@@ -116,6 +117,9 @@ def fit_network(
         Already resolved (see :func:`resolve_device`).
     on_epoch
         Called after each epoch with its number and history row.
+    schedule
+        ``constant`` learning rate, or ``cosine``: annealed per step from
+        ``learning_rate`` to 0 over ``max_epochs`` (for a fixed schedule, no early stop).
     """
     import time
 
@@ -127,6 +131,8 @@ def fit_network(
     validation = [t.to(device) for t in validation] if validation is not None else None
     optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate, weight_decay=weight_decay)
     n = int(train[0].shape[0])
+    total_steps = max_epochs * math.ceil(n / batch_size)
+    step = 0
     result, best, best_state, waited = FitResult(), math.inf, None, 0
     samples, seconds = 0, 0.0
     for epoch in range(1, max_epochs + 1):
@@ -139,6 +145,10 @@ def fit_network(
             if len(index) < 2 and n > 1:
                 continue  # batch norm cannot train on one sample
             *inputs, target = (t[index] for t in train)
+            if schedule == "cosine":
+                for group in optimiser.param_groups:
+                    group["lr"] = learning_rate * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                step += 1
             optimiser.zero_grad(set_to_none=True)
             value = loss(network(*inputs), target)
             value.backward()
