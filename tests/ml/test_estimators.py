@@ -159,3 +159,19 @@ def test_cox_logs_skewed_non_negative_columns() -> None:
     plain = CoxModel(penalizer=0.0, log_skewed=False).fit(X, y)
     assert plain.log_columns_ == [] and "nodes" in plain.hazard_ratios_.index
     assert model.score(X, y) > plain.score(X, y)
+
+
+def test_skewed_columns_rule() -> None:
+    from medfusion.ml._estimators import skewed_columns
+
+    frame = pd.DataFrame(
+        {
+            "constant": [1.0] * 10,
+            "count": np.r_[np.zeros(9), 100.0],
+            "text": ["x"] * 10,
+            "signed": np.r_[np.zeros(9), 100.0] - 1,
+            "even": np.arange(10.0),
+        }
+    )
+    assert skewed_columns(frame) == ["count"]  # not constant, text, negative or symmetric
+    assert skewed_columns(frame[["constant", "count"]].to_numpy()) == [1]

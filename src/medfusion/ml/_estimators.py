@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -48,8 +49,10 @@ def skewed_columns(X: Any, threshold: float = 1.0) -> list[Any]:
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             continue
-        values = pd.to_numeric(frame[column], errors="coerce").dropna()
-        if len(values) > 2 and values.min() >= 0 and values.skew() > threshold:
+        values = pd.to_numeric(frame[column], errors="coerce").dropna().to_numpy(dtype=float)
+        if len(values) < 3 or values.min() < 0 or np.ptp(values) == 0:
+            continue  # too few values, negative ones, or a constant (skewness undefined)
+        if float(stats.skew(values, bias=False)) > threshold:
             chosen.append(column)
     return chosen if isinstance(X, pd.DataFrame) else [int(c) for c in chosen]
 
