@@ -141,3 +141,37 @@ def test_dataframe_columns_are_checked_at_predict() -> None:
     model = LinearModel().fit(frame[["age", "dose"]], frame["target"])
     with pytest.raises(ValueError, match="feature names"):
         model.predict(pd.DataFrame({"dose": [1.0], "age": [50.0]}))
+
+
+def test_cox_logs_skewed_non_negative_columns() -> None:
+    frame = survival_frame(n=300)
+    rng = np.random.default_rng(1)
+    # A count whose hazard effect is linear on the log scale, as lymph-node counts are.
+    frame["nodes"] = np.round(rng.lognormal(1.0, 1.0, len(frame)))
+    frame["time"] = frame["time"] / np.exp(0.7 * np.log1p(frame["nodes"]))
+    X, y = frame[["x1", "x2", "stage", "nodes"]], frame[["time", "event"]].to_numpy()
+    model = CoxModel().fit(X, y)
+    assert model.log_columns_ == ["nodes"]  # x1, x2 take negative values: left linear
+    assert "log1p(nodes)" in model.hazard_ratios_.index and "nodes" not in model.hazard_ratios_.index
+    assert model.hazard_ratios_.loc["log1p(nodes)", "ci_low"] > 1
+    unseen = X.head(3).assign(nodes=[-5.0, np.nan, 1e6])  # negative, missing, huge: all usable
+    assert np.isfinite(model.predict(unseen)).all()
+    plain = CoxModel(penalizer=0.0, log_skewed=False).fit(X, y)
+    assert plain.log_columns_ == [] and "nodes" in plain.hazard_ratios_.index
+    assert model.score(X, y) > plain.score(X, y)
+
+
+def test_skewed_columns_rule() -> None:
+    from medfusion.ml._estimators import skewed_columns
+
+    frame = pd.DataFrame(
+        {
+            "constant": [1.0] * 10,
+            "count": np.r_[np.zeros(9), 100.0],
+            "text": ["x"] * 10,
+            "signed": np.r_[np.zeros(9), 100.0] - 1,
+            "even": np.arange(10.0),
+        }
+    )
+    assert skewed_columns(frame) == ["count"]  # not constant, text, negative or symmetric
+    assert skewed_columns(frame[["constant", "count"]].to_numpy()) == [1]

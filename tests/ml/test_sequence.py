@@ -25,7 +25,7 @@ from medfusion.ml import (
 )
 
 runner = CliRunner()
-SMALL = {"max_epochs": 4, "hidden_size": 8, "conv_width": 8}
+SMALL = {"max_epochs": 4, "hidden_size": 8, "conv_width": 8, "n_seeds": 1}
 
 # The checks fit a 3-epoch network on blobs; it does not reach the 0.83 training accuracy
 # check_classifiers_train asks for (fully trained accuracy is tested below).
@@ -33,7 +33,7 @@ _EXPECTED = {"check_classifiers_train": "a 3-epoch network on the check's blobs 
 
 
 @parametrize_with_checks(
-    [RNNModel(max_epochs=3, hidden_size=8, conv_width=8, random_state=0)],
+    [RNNModel(max_epochs=3, hidden_size=8, conv_width=8, n_seeds=1, random_state=0)],
     expected_failed_checks=lambda est: _EXPECTED,
 )
 def test_sklearn_estimator_checks(estimator: object, check: object) -> None:
@@ -181,10 +181,44 @@ def test_regular_series_learnt_and_deterministic() -> None:
     assert history.epochs[0].val_score == -history.epochs[0].val_loss
 
 
+def test_small_regular_sets_get_a_seed_ensemble_on_a_fixed_schedule() -> None:
+    X, y = regular_series(n=40)
+    model = RNNModel(max_epochs=6, hidden_size=8, conv_width=8, random_state=0).fit(X, y)
+    assert model.training_ == {
+        "hidden_size": 8,
+        "n_seeds": 5,
+        "max_epochs": 6,
+        "batch_size": 32,
+        "early_stopping": False,
+        "schedule": "cosine",
+    }
+    assert len(model.networks_) == 5 and all(len(h) == 6 for h in model.histories_)
+    assert all(np.isnan(row["val_loss"]) for h in model.histories_ for row in h)
+    # The members differ (one seed each) and the prediction is their average.
+    single = [net(*model._tensors(X[:5, :, None])).softmax(-1).detach().numpy() for net in model.networks_]
+    assert not np.allclose(single[0], single[1])
+    np.testing.assert_allclose(model.predict_proba(X[:5]), np.mean(single, axis=0), atol=1e-6)
+    stopped = RNNModel(max_epochs=6, hidden_size=8, conv_width=8, early_stopping=True, n_seeds=1).fit(X, y)
+    assert stopped.training_["early_stopping"] and stopped.training_["schedule"] == "constant"
+    assert len(stopped.networks_) == 1 and not np.isnan(stopped.histories_[0][0]["val_loss"])
+
+
+def test_native_threads_are_limited_and_restored() -> None:
+    from threadpoolctl import threadpool_info
+
+    from medfusion.ml._sequence import _native_threads
+
+    before = [p["num_threads"] for p in threadpool_info()]
+    with _native_threads(1):
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert [p["num_threads"] for p in threadpool_info()] == before
+
+
 def test_irregular_series_use_decay_and_choose_members() -> None:
     X, y = irregular_series()
     model = RNNModel(max_epochs=15, hidden_size=16, random_state=0).fit(X, y)
     assert model.irregular_ and model.networks_[0].decay
+    assert model.training_["early_stopping"] and model.training_["n_seeds"] == 1
     assert set(model.validation_scores_) == {
         "rnn",
         "rnn+logistic",

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -19,7 +20,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -27,7 +28,36 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 __all__ = ["LinearModel", "LogisticModel", "TabularEstimator", "make_preprocessor"]
 
 
-def make_preprocessor(X: Any, *, drop_first: bool = False) -> ColumnTransformer:
+def _log1p(values: Any) -> Any:
+    # Clipped at 0: a column is only logged when its training values are >= 0, and a
+    # negative value in new data must not become NaN (or warn) inside the model.
+    return np.log1p(np.clip(np.asarray(values, dtype=float), 0.0, None))
+
+
+def _log_names(_: Any, names: Any) -> np.ndarray:
+    return np.asarray([f"log1p({n})" for n in names], dtype=object)
+
+
+def skewed_columns(X: Any, threshold: float = 1.0) -> list[Any]:
+    """Numeric columns of ``X`` with no negative value and a sample skewness above ``threshold``.
+
+    Counts, lab values and receptor levels usually look like this; their effect on a
+    log-linear model such as Cox regression is closer to linear on the log scale.
+    """
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=float))
+    chosen = []
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce").dropna().to_numpy(dtype=float)
+        if len(values) < 3 or values.min() < 0 or np.ptp(values) == 0:
+            continue  # too few values, negative ones, or a constant (skewness undefined)
+        if float(stats.skew(values, bias=False)) > threshold:
+            chosen.append(column)
+    return chosen if isinstance(X, pd.DataFrame) else [int(c) for c in chosen]
+
+
+def make_preprocessor(X: Any, *, drop_first: bool = False, log_columns: Any = ()) -> ColumnTransformer:
     """Imputation, scaling and one-hot encoding for the columns of ``X``.
 
     Parameters
@@ -37,12 +67,17 @@ def make_preprocessor(X: Any, *, drop_first: bool = False) -> ColumnTransformer:
     drop_first
         Drop the first level of each categorical; models without an intercept (Cox) need
         it, otherwise the dummies are collinear with the baseline hazard.
+    log_columns
+        Numeric columns (names, or positions for an array) transformed by ``log1p``
+        before imputation and scaling; their output names read ``log1p(<name>)``.
     """
     if isinstance(X, pd.DataFrame):
         categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
         numeric: list[Any] = [c for c in X.columns if c not in categorical]
     else:
         categorical, numeric = [], list(range(np.shape(X)[1]))
+    logged = [c for c in numeric if c in set(log_columns)]
+    numeric = [c for c in numeric if c not in set(logged)]
     parts: list[tuple[str, Any, list[Any]]] = []
     if numeric:
         # keep_empty_features: an all-missing column stays (as zeros) so column counts match.
@@ -51,6 +86,13 @@ def make_preprocessor(X: Any, *, drop_first: bool = False) -> ColumnTransformer:
             ("scale", StandardScaler()),
         ]
         parts.append(("num", Pipeline(steps), numeric))
+    if logged:
+        steps = [
+            ("log1p", FunctionTransformer(_log1p, feature_names_out=_log_names)),
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+        ]
+        parts.append(("log", Pipeline(steps), logged))
     if categorical:
         encoder = OneHotEncoder(
             handle_unknown="infrequent_if_exist" if drop_first else "ignore",

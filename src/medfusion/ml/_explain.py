@@ -170,6 +170,8 @@ def reference_values(model: Any) -> dict[str, Any]:
     for name, transformer, columns in pre.transformers_:
         if name == "num":
             values = transformer.named_steps["scale"].mean_
+        elif name == "log":  # the mean on the log scale, back in the column's own units
+            values = np.expm1(transformer.named_steps["scale"].mean_)
         elif name == "cat":
             values = transformer.named_steps["impute"].statistics_
         else:

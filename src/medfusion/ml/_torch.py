@@ -183,7 +183,9 @@ class FitConfig:
     optimizer
         ``adamw`` or ``adam``.
     schedule
-        ``onecycle`` (warm up, then cosine annealing to near zero) or ``constant``.
+        ``onecycle`` (warm up, then cosine annealing to near zero), ``cosine`` (annealed
+        per step from ``lr`` to 0 with no warm-up: a fixed schedule for training without
+        early stopping) or ``constant``.
     warmup
         Share of the steps spent raising the learning rate (one-cycle ``pct_start``).
     min_delta
@@ -197,7 +199,7 @@ class FitConfig:
     weight_decay: float = 1e-4
     patience: int | None = 15
     optimizer: Literal["adamw", "adam"] = "adamw"
-    schedule: Literal["onecycle", "constant"] = "onecycle"
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     warmup: float = 0.2
     min_delta: float = 0.0
 
@@ -216,6 +218,8 @@ def _optimizer(module: nn.Module, config: FitConfig, steps: int) -> tuple[Any, A
         schedule = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=max(steps, 2), pct_start=config.warmup
         )
+    elif config.schedule == "cosine":
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
     return optimizer, schedule
 
 
