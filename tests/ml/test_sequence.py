@@ -171,8 +171,9 @@ def test_summary_features() -> None:
 
 def test_regular_series_learnt_and_deterministic() -> None:
     X, y = regular_series()
-    first = RNNModel(max_epochs=25, hidden_size=16, conv_width=16, random_state=3).fit(X[:60], y[:60])
-    second = RNNModel(max_epochs=25, hidden_size=16, conv_width=16, random_state=3).fit(X[:60], y[:60])
+    kwargs = {"max_epochs": 25, "hidden_size": 16, "conv_width": 16, "early_stopping": True, "n_seeds": 1}
+    first = RNNModel(**kwargs, random_state=3).fit(X[:60], y[:60])
+    second = RNNModel(**kwargs, random_state=3).fit(X[:60], y[:60])
     np.testing.assert_array_equal(first.predict_proba(X[60:]), second.predict_proba(X[60:]))
     assert first.members_ == ("rnn",) and not first.irregular_
     assert (first.predict(X[60:]) == y[60:]).mean() >= 0.8
@@ -192,15 +193,15 @@ def test_small_regular_sets_get_a_seed_ensemble_on_a_fixed_schedule() -> None:
         "early_stopping": False,
         "schedule": "cosine",
     }
-    assert len(model.networks_) == 5 and all(len(h) == 6 for h in model.histories_)
-    assert all(np.isnan(row["val_loss"]) for h in model.histories_ for row in h)
+    assert len(model.networks_) == 5 and all(len(h.epochs) == 6 for h in model.histories_)
+    assert all(e.val_loss is None and e.val_score is None for h in model.histories_ for e in h.epochs)
     # The members differ (one seed each) and the prediction is their average.
     single = [net(*model._tensors(X[:5, :, None])).softmax(-1).detach().numpy() for net in model.networks_]
     assert not np.allclose(single[0], single[1])
     np.testing.assert_allclose(model.predict_proba(X[:5]), np.mean(single, axis=0), atol=1e-6)
     stopped = RNNModel(max_epochs=6, hidden_size=8, conv_width=8, early_stopping=True, n_seeds=1).fit(X, y)
     assert stopped.training_["early_stopping"] and stopped.training_["schedule"] == "constant"
-    assert len(stopped.networks_) == 1 and not np.isnan(stopped.histories_[0][0]["val_loss"])
+    assert len(stopped.networks_) == 1 and stopped.histories_[0].epochs[0].val_loss is not None
 
 
 def test_native_threads_are_limited_and_restored() -> None:

@@ -221,6 +221,8 @@ def plot_training_curves(histories: list[dict[str, Any]]) -> bytes:
     loss_ax.set(xlabel="epoch", ylabel="loss", title="Training curves")
     loss_ax.legend(fontsize=7)
     score_ax.set(xlabel="epoch", title="Validation score (dotted: kept epoch)")
-    if len(histories) > 1:
+    if score_ax.get_legend_handles_labels()[0]:
         score_ax.legend(fontsize=7)
+    elif not score_ax.lines:  # a fixed schedule: no validation split, nothing to score
+        score_ax.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=score_ax.transAxes)
     return _png(fig)

@@ -213,7 +213,7 @@ Progress = Callable[[EpochRecord], None]
 def _optimizer(module: nn.Module, config: FitConfig, steps: int) -> tuple[Any, Any]:
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = kind(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = None
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None
     if config.schedule == "onecycle":
         schedule = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=max(steps, 2), pct_start=config.warmup
