@@ -66,7 +66,7 @@ def _fill(path: str, data: st.DataObject) -> str:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_fuzz_routes(secured: Secured, data: st.DataObject) -> None:
     routes = [r for r in _routes(secured) if r not in OPEN]
@@ -81,7 +81,9 @@ def test_fuzz_routes(secured: Secured, data: st.DataObject) -> None:
     kwargs: dict[str, Any] = {"params": params, "content": orjson.dumps(body),
                               "headers": {"Content-Type": content_type}}  # fmt: skip
     anonymous = secured.client.request(method.upper(), url, **kwargs)
-    assert anonymous.status_code == 401, (method, url, anonymous.status_code)
+    # ``/auth/*`` is rate limited per address, and many examples hit it: 429 is a refusal too.
+    refused = (401, 429) if path.startswith("/auth/") else (401,)
+    assert anonymous.status_code in refused, (method, url, anonymous.status_code)
     assert "Alpha" not in anonymous.text and "Bravo" not in anonymous.text
     kwargs["headers"] = {**kwargs["headers"], **secured.auth("admin")}
     admin = secured.client.request(method.upper(), url, **kwargs)
