@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -20,6 +21,8 @@ from medfusion.api import create_app
 from medfusion.config import override_settings
 from medfusion.services.scopes import grant, role_cap
 from medfusion.services.security import TokenService, add_client
+from medfusion.store.engine import make_engine
+from medfusion.store.migrate import upgrade
 from medfusion.store.repository import SqlRepository
 from medfusion.store.security import SecurityStore
 
@@ -28,6 +31,16 @@ FHIR = {"Content-Type": "application/fhir+json"}
 PASSWORD = "a long test password"
 RESTRICTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
 ROLES = ("admin", "clinician", "analyst", "patient")
+
+
+def sqlite_store(tmp_path: Path) -> Iterator[SqlRepository]:
+    """A migrated SQLite store, closed afterwards: for modules whose rules do not depend
+    on the backend (their own ``sql_repo`` fixture yields from it)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    repo = SqlRepository(engine)
+    yield repo
+    repo.close()
 
 
 @lru_cache(maxsize=1)

@@ -14,11 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medfusion.store.engine import make_engine
-from medfusion.store.migrate import upgrade
 from medfusion.store.repository import SqlRepository
 
-from .conftest import Secured
+from .conftest import Secured, sqlite_store
 
 pytestmark = pytest.mark.auth
 
@@ -44,11 +42,7 @@ QUERY = st.lists(
 @pytest.fixture
 def sql_repo(tmp_path: Path) -> Iterator[SqlRepository]:
     """SQLite only: the fuzz is about the HTTP surface."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(engine)
-    repo = SqlRepository(engine)
-    yield repo
-    repo.close()
+    yield from sqlite_store(tmp_path)
 
 
 def _routes(secured: Secured) -> list[tuple[str, str]]:

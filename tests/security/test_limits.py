@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 
 from medfusion.config import override_settings
-from medfusion.store.engine import make_engine
-from medfusion.store.migrate import upgrade
 from medfusion.store.repository import SqlRepository
 
-from .conftest import FHIR, Secured, observation
+from .conftest import FHIR, Secured, observation, sqlite_store
 
 pytestmark = pytest.mark.auth
 
@@ -23,11 +21,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 @pytest.fixture
 def sql_repo(tmp_path: Path) -> Iterator[SqlRepository]:
     """SQLite only: these are HTTP-level rules."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(engine)
-    repo = SqlRepository(engine)
-    yield repo
-    repo.close()
+    yield from sqlite_store(tmp_path)
 
 
 def _chunks(data: bytes) -> Iterator[bytes]:

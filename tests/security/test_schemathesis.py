@@ -20,11 +20,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from medfusion.config import override_settings
-from medfusion.store.engine import make_engine
-from medfusion.store.migrate import upgrade
 from medfusion.store.repository import SqlRepository
 
-from .conftest import FHIR, Secured
+from .conftest import FHIR, Secured, sqlite_store
 
 pytestmark = pytest.mark.auth
 
@@ -47,11 +45,7 @@ def _no_auth_rate_limit() -> Iterator[None]:
 @pytest.fixture
 def sql_repo(tmp_path: Path) -> Iterator[SqlRepository]:
     """SQLite only: the fuzz is about the HTTP surface, not the backend."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(engine)
-    repo = SqlRepository(engine)
-    yield repo
-    repo.close()
+    yield from sqlite_store(tmp_path)
 
 
 def _send(secured: Secured, request: dict[str, Any], auth: dict[str, str]) -> Any:

@@ -14,11 +14,9 @@ import pytest
 
 from medfusion.config import get_settings, override_settings
 from medfusion.services.security import signing_key
-from medfusion.store.engine import make_engine
-from medfusion.store.migrate import upgrade
 from medfusion.store.repository import SqlRepository
 
-from .conftest import PASSWORD, Secured
+from .conftest import PASSWORD, Secured, sqlite_store
 
 pytestmark = pytest.mark.auth
 
@@ -26,11 +24,7 @@ pytestmark = pytest.mark.auth
 @pytest.fixture
 def sql_repo(tmp_path: Path) -> Iterator[SqlRepository]:
     """Token handling does not depend on the backend: SQLite only, for speed."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(engine)
-    repo = SqlRepository(engine)
-    yield repo
-    repo.close()
+    yield from sqlite_store(tmp_path)
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -9,16 +9,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from medfusion.cli._progress import err_console, progress_bar
 from medfusion.config import get_settings, override_settings
 from medfusion.errors import InvalidRequestError, MedfusionError
 
@@ -31,7 +30,6 @@ keys_app = typer.Typer(help="Encryption keys of the record store.", no_args_is_h
 app.add_typer(keys_app, name="keys")
 
 console = Console()
-err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -74,7 +72,7 @@ def keys_rotate(
     """New data key; re-seal every stored body under it while reads go on."""
     from medfusion.services.keys import rotate_keys
 
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("re-sealing", total=None)
         report = rotate_keys(
             _database(db),
@@ -152,7 +150,7 @@ def import_(
 
     repo = open_repository(_database(db))
     files = find_files(paths)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("importing", total=len(files))
         report = import_paths(
             repo,
@@ -246,7 +244,7 @@ def _export_deidentified(out: Path, types: list[str] | None, k: int, date_shift:
 
     check_k(k)
     key = load_deid_key()
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("de-identifying", total=None)
 
         def advance(done: int, total: int) -> None:
@@ -344,7 +342,7 @@ def demo(
     """Fresh demo database with synthetic (and Synthea) patients, then serve."""
     from medfusion.services.demo import build_demo
 
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("loading demo data", total=None)
         url, report = build_demo(
             patients=patients,
@@ -365,17 +363,6 @@ def demo(
         )
     if serve_after:
         _serve(host, port, url)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=not sys.stderr.isatty(),
-    )
 
 
 _register_synth()

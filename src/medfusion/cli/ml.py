@@ -96,13 +96,13 @@ def train(
     ),
 ) -> None:
     """Train a model, evaluate it with bootstrap CIs, and save it to the registry."""
-    from medfusion.cli.main import _progress
+    from medfusion.cli._progress import progress_bar
     from medfusion.services.training import train_model
 
     params = _parse_params(param or [])
     if device is not None and model not in ("cnn", "rnn"):
         raise InvalidRequestError(f"--device applies to the torch models (cnn, rnn), not {model!r}")
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"training {model}", total=None)
         result = train_model(
             model=model,

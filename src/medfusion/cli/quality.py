@@ -10,15 +10,14 @@ error-severity check fails (and 1 for bad input, with a one-line message).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from medfusion.cli._progress import progress_bar
 from medfusion.config import get_settings
 
 if TYPE_CHECKING:
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["check", "quality_app"]
 
 console = Console()
-err_console = Console(stderr=True)
 quality_app = typer.Typer(help="Data-quality checks.", no_args_is_help=True)
 
 
@@ -55,7 +53,7 @@ def check(
         return
     from medfusion.services.quality import QualityRun, check_data
 
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"reading {data.name}", total=None)
         run = check_data(
             data=data,
@@ -97,7 +95,7 @@ def _check_store(*, db: str | None, config: Path | None, out: Path | None, as_js
 
     repo = open_repository(db or get_settings().database_url)
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("checking resources", total=None)
             run = check_store(
                 repo,
@@ -120,18 +118,6 @@ def _check_store(*, db: str | None, config: Path | None, out: Path | None, as_js
         print(json.dumps(report.to_dict(), separators=(",", ":"), allow_nan=False, default=str))
     if not report.passed:
         raise typer.Exit(1)
-
-
-def _progress() -> Progress:
-    """A progress bar on stderr (transient when stderr is not a terminal)."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=not sys.stderr.isatty(),
-    )
 
 
 _KINDS = {"images": "images", "ucr": "UCR series", "stays": "ICU stays"}

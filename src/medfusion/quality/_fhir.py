@@ -82,14 +82,11 @@ class RecordFinding:
         }
 
 
-@dataclass(frozen=True)
-class StoreReport:
-    """Check totals and findings over a set of FHIR resources."""
+class RecordResults:
+    """The verdict and the issue's JSON of a report made of :class:`RecordFinding` rows."""
 
-    resources: int
     checks: tuple[CheckResult, ...]
     findings: tuple[RecordFinding, ...]
-    catalogue_version: str = CATALOGUE_VERSION
 
     @property
     def errors(self) -> tuple[RecordFinding, ...]:
@@ -104,6 +101,16 @@ class StoreReport:
     def to_dict(self) -> dict[str, Any]:
         """Exactly the issue's JSON: ``{"checks": [...], "findings": [...]}``."""
         return issue_json(self.checks, (f.to_dict() for f in self.findings))
+
+
+@dataclass(frozen=True)
+class StoreReport(RecordResults):
+    """Check totals and findings over a set of FHIR resources."""
+
+    resources: int
+    checks: tuple[CheckResult, ...]
+    findings: tuple[RecordFinding, ...]
+    catalogue_version: str = CATALOGUE_VERSION
 
 
 # -- walking a resource ----------------------------------------------------------------

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from medfusion.quality._catalogue import CATALOGUE_VERSION
-from medfusion.quality._checks import CheckResult, issue_json
+from medfusion.quality._checks import CheckResult
 from medfusion.quality._config import QualityConfig, label_text
-from medfusion.quality._fhir import RecordFinding
+from medfusion.quality._fhir import RecordFinding, RecordResults
 
 __all__ = ["ItemReport", "LabelledItem", "check_labels_and_splits", "digest", "robust_z"]
 
@@ -27,7 +27,7 @@ _SPLIT_ORDER = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class ItemReport:
+class ItemReport(RecordResults):
     """Check totals and findings over images or series.
 
     Attributes
@@ -49,20 +49,6 @@ class ItemReport:
     findings: tuple[RecordFinding, ...]
     summary: dict[str, Any] = field(default_factory=dict)
     catalogue_version: str = CATALOGUE_VERSION
-
-    @property
-    def errors(self) -> tuple[RecordFinding, ...]:
-        """Findings of error-severity checks."""
-        return tuple(f for f in self.findings if f.severity == "error")
-
-    @property
-    def passed(self) -> bool:
-        """No error-severity check failed."""
-        return not self.errors
-
-    def to_dict(self) -> dict[str, Any]:
-        """Exactly the issue's JSON: ``{"checks": [...], "findings": [...]}``."""
-        return issue_json(self.checks, (f.to_dict() for f in self.findings))
 
 
 @dataclass
