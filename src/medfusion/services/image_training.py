@@ -35,6 +35,7 @@ from medfusion.ml import (
     run_header,
 )
 from medfusion.quality import CATALOGUE_VERSION
+from medfusion.services._steps import Steps
 
 if TYPE_CHECKING:  # torch loads only when an image model is trained or used
     from medfusion.ml import CNNClassifier
@@ -146,14 +147,7 @@ def train_images(
     if unknown:
         raise DataError(f"the test labels hold classes absent from training: {', '.join(unknown)}")
     validation = splits.get("val")
-    total = estimator.n_members * estimator.max_epochs + 4
-    done = 0
-
-    def step(name: str, count: int = 1) -> None:
-        nonlocal done
-        done += count
-        if progress is not None:
-            progress(name, done, total)
+    step = Steps(progress, estimator.n_members * estimator.max_epochs + 4)
 
     def epoch(member: int, record: Any) -> None:
         score = "" if record.val_score is None else f", val auroc {record.val_score:.3f}"
@@ -169,7 +163,7 @@ def train_images(
         )
     except ValueError as error:
         raise DataError(f"the model cannot be fitted: {error}") from None
-    done = total - 3
+    step.done = step.total - 3  # early stopping may end before max_epochs
     evaluation = evaluate(fitted, test.images, test.labels, task=task, n_boot=n_bootstrap, seed=seed)  # type: ignore[arg-type]
     step("metrics and bootstrap")
     plots = plot_evaluation(evaluation)

@@ -35,6 +35,7 @@ from medfusion.ml import (
     run_header,
 )
 from medfusion.services._files import write_atomic
+from medfusion.services._steps import Steps
 
 __all__ = [
     "evaluate_sequence_model",
@@ -124,13 +125,7 @@ def train_sequence_model(
     ``n_test``, ``plots``.
     """
     started = clock.perf_counter()
-    total, done = 6 + (cv or 0), 0
-
-    def step(name: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(name, done, total)
+    step = Steps(progress, 6 + (cv or 0))
 
     estimator = make_estimator("rnn", random_state=seed, **{"device": device, **(params or {})})
     full = read_sequences(data, labels=labels, id_col=id_col, target=target, resolution=resolution)

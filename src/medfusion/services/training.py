@@ -42,6 +42,7 @@ from medfusion.ml import (
 )
 from medfusion.quality import CATALOGUE_VERSION
 from medfusion.services._files import write_atomic
+from medfusion.services._steps import Steps
 from medfusion.services.quality import quality_gate
 
 __all__ = [
@@ -237,13 +238,7 @@ def train_model(
             ),
         )
     started = clock.perf_counter()
-    total, done = 6 + (cv or 0), 0
-
-    def step(name: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(name, done, total)
+    step = Steps(progress, 6 + (cv or 0))
 
     estimator = make_estimator(model, random_state=seed, **(params or {}))
     frame = read_table(data)
