@@ -18,7 +18,6 @@ from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
 from medfusion.store.engine import DriverReaders, write_connection
 from medfusion.store.protection import Protection
 from medfusion.store.rows import (
-    driver_row_to_stored,
     parse_updated,
     resource_columns,
     stored_body,
@@ -67,7 +66,7 @@ class SqlTransaction:
     # -- reads -----------------------------------------------------------------
     def read_current(self, resource_type: str, id: str) -> StoredResource | None:
         row = self._driver(self._read_sql, (resource_type, id)).fetchone()
-        return driver_row_to_stored(row, self.protection) if row is not None else None
+        return to_stored(row, self.protection) if row is not None else None
 
     def read(self, resource_type: str, id: str) -> StoredResource:
         return require_live(self.read_current(resource_type, id), resource_type, id)
@@ -416,7 +415,7 @@ class SqlRepository:
             raise NotFoundError(f"{resource_type}/{id} is not known")
         if row[4]:
             raise GoneError(f"{resource_type}/{id} has been deleted")
-        return driver_row_to_stored(row, self.protection)
+        return to_stored(row, self.protection)
 
     def search(self, query: SearchQuery) -> SearchResult:
         if query.include or query.revinclude:

@@ -15,7 +15,6 @@ from medfusion.store.tables import resource
 
 __all__ = [
     "body_column",
-    "driver_row_to_stored",
     "parse_updated",
     "resource_columns",
     "stored_body",
@@ -55,22 +54,6 @@ def stored_body(
     return body.encode() if isinstance(body, str) else bytes(body)
 
 
-def to_stored(row: Any, protection: Protection) -> StoredResource:
-    """Build a :class:`StoredResource` from a row selected with :func:`resource_columns`."""
-    body = stored_body(protection, row.res_type, row.res_id, row.version, row.body, row.sealed)
-    updated: datetime = row.last_updated
-    if updated.tzinfo is None:  # SQLite drops the zone; everything is stored in UTC
-        updated = updated.replace(tzinfo=UTC)
-    return StoredResource(
-        resource_type=row.res_type,
-        id=row.res_id,
-        version=row.version,
-        last_updated=updated,
-        deleted=bool(row.deleted),
-        body=bytes(body),
-    )
-
-
 def parse_updated(value: datetime | str) -> datetime:
     """``last_updated`` as an aware UTC datetime from a driver row (SQLite keeps text)."""
     if isinstance(value, str):
@@ -78,9 +61,10 @@ def parse_updated(value: datetime | str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def driver_row_to_stored(row: Sequence[Any], protection: Protection) -> StoredResource:
-    """A :class:`StoredResource` from a DBAPI row ``(res_type, res_id, version,
-    last_updated, deleted, body, sealed)``."""
+def to_stored(row: Sequence[Any], protection: Protection) -> StoredResource:
+    """A :class:`StoredResource` from a row of :func:`resource_columns` (a SQLAlchemy row,
+    or a DBAPI tuple in the same order: res_type, res_id, version, last_updated, deleted,
+    body, sealed)."""
     body = stored_body(protection, row[0], row[1], row[2], row[5], row[6])
     return StoredResource(row[0], row[1], row[2], parse_updated(row[3]), bool(row[4]), body)
 
