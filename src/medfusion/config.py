@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     import_workers
         Processes that validate files ahead of ``medfusion import`` while it writes:
         ``-1`` (default) one per core beyond the first, ``0`` none (validate inline).
+    sqlite_mmap_mib
+        SQLite only: how much of the database file each connection reads through a memory
+        map (``PRAGMA mmap_size``) instead of ``read`` calls; ``0`` turns it off.
     max_future_appointments
         Booked future appointments one patient may hold; one more answers 422 (keeps bots
         from reserving every slot).
@@ -124,6 +127,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, gt=0, lt=65536)
     workers: int = Field(default=1, gt=0, le=64)
     import_workers: int = Field(default=-1, ge=-1, le=64)
+    sqlite_mmap_mib: int = Field(default=4096, ge=0)
     max_future_appointments: int = Field(default=5, gt=0)
     hold_minutes: int = Field(default=5, gt=0, le=60)
     encrypt_at_rest: bool = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from medfusion.config import get_settings
 from medfusion.store.crypto import Keyring, load_keyring
 from medfusion.store.engine import make_engine
@@ -27,9 +29,13 @@ def store_protection() -> Protection:
     return Protection(reload(), None if secret else reload)
 
 
+def _engine(url: str) -> sa.Engine:
+    return make_engine(url, sqlite_mmap_bytes=get_settings().sqlite_mmap_mib * 2**20)
+
+
 def upgrade_database(url: str) -> str:
     """Apply migrations to the database at ``url``; returns the revision reached."""
-    engine = make_engine(url)
+    engine = _engine(url)
     try:
         return upgrade(engine)
     finally:
@@ -38,7 +44,7 @@ def upgrade_database(url: str) -> str:
 
 def open_repository(url: str, *, migrate: bool = True) -> SqlRepository:
     """A :class:`SqlRepository` on ``url``, migrated to the newest schema first."""
-    engine = make_engine(url)
+    engine = _engine(url)
     if migrate:
         upgrade(engine)
     return SqlRepository(engine, store_protection())
@@ -46,6 +52,6 @@ def open_repository(url: str, *, migrate: bool = True) -> SqlRepository:
 
 def open_security(url: str) -> SecurityStore:
     """The users, tokens and audit trail of the database at ``url``, migrated first."""
-    engine = make_engine(url)
+    engine = _engine(url)
     upgrade(engine)
     return SecurityStore(engine)
