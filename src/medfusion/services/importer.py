@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 from medfusion.config import get_settings
 from medfusion.errors import BundleEntryError, InvalidRequestError, MedfusionError
 from medfusion.fhir.references import is_valid_id
-from medfusion.fhir.repository import FhirRepository, FhirTransaction, WriteRequest
+from medfusion.fhir.repository import FhirRepository, WriteRequest
+from medfusion.services._import_tx import Committer
 from medfusion.services._prevalidate import Prevalidator, valid_resource
 from medfusion.services.bundles import process_bundle
 from medfusion.services.parsing import parse_json
 from medfusion.services.records import new_id
 
 if TYPE_CHECKING:
-    from medfusion.services.quality import ImportGate
+    pass
 
 __all__ = ["ImportProblem", "ImportReport", "find_files", "import_paths"]
 
@@ -82,43 +82,6 @@ def find_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-class _Committer:
-    """One open write transaction shared by many files, committed every ``_COMMIT_EVERY``
-    resources: fsync once per group instead of once per Bundle. Each file (or NDJSON batch)
-    runs under a savepoint, so a failing one is undone alone."""
-
-    def __init__(self, repo: FhirRepository, gate: ImportGate | None = None) -> None:
-        self.repo = repo
-        self.gate = gate  # the --quality check, if on (rides along here to keep signatures)
-        self._scope: AbstractContextManager[FhirTransaction] | None = None
-        self._tx: FhirTransaction | None = None
-        self.pending = 0
-        self.resolved: dict[str, str] = {}
-
-    def tx(self) -> FhirTransaction:
-        if self._tx is None:
-            self._scope = self.repo.begin()
-            self._tx = self._scope.__enter__()
-        return self._tx
-
-    def wrote(self, count: int) -> None:
-        self.pending += count
-        if self.pending >= _COMMIT_EVERY:
-            self.commit()
-
-    def commit(self) -> None:
-        if self._scope is not None:
-            scope, self._scope, self._tx, self.pending = self._scope, None, None, 0
-            scope.__exit__(None, None, None)
-
-    def abort(self) -> None:
-        self.resolved.clear()
-        if self._scope is not None:
-            scope, self._scope, self._tx, self.pending = self._scope, None, None, 0
-            error = RuntimeError("import aborted")
-            scope.__exit__(type(error), error, None)
-
-
 def import_paths(
     repo: FhirRepository,
     *,
@@ -153,11 +116,15 @@ def import_paths(
         from medfusion.services.quality import make_import_gate  # pandas etc. only when asked
 
         gate = make_import_gate(quality, quality_config)
-    committer = _Committer(repo, gate)
+    committer = Committer(repo, gate, optimistic=not strict, commit_every=_COMMIT_EVERY)
+
+    def run(path: Path, valid: bool) -> None:
+        _import_file(repo, committer, path, valid, report, strict)
+
     try:
         with Prevalidator(find_files(paths), get_settings().import_workers) as files:
             for path, valid in files:
-                _import_file(repo, committer, path, valid, report, strict)
+                committer.run_file(path, valid, report, run)
                 report.files += 1
                 if progress is not None:
                     progress(path)
@@ -172,7 +139,7 @@ def import_paths(
 
 
 def _import_file(
-    repo: FhirRepository, committer: _Committer, path: Path, valid: bool, report: ImportReport, strict: bool
+    repo: FhirRepository, committer: Committer, path: Path, valid: bool, report: ImportReport, strict: bool
 ) -> None:
     """One file; a problem is reported (or raised when ``strict``) and the import goes on."""
     try:
@@ -194,7 +161,7 @@ def _import_file(
 
 
 def _import_json(
-    repo: FhirRepository, committer: _Committer, path: Path, valid: bool, report: ImportReport, strict: bool
+    repo: FhirRepository, committer: Committer, path: Path, valid: bool, report: ImportReport, strict: bool
 ) -> None:
     document = parse_json(path.read_bytes())
     if not isinstance(document, dict):
@@ -232,9 +199,7 @@ def _import_json(
     _write_resources(committer, path, enumerate(resources), valid, report, strict)
 
 
-def _import_ndjson(
-    committer: _Committer, path: Path, valid: bool, report: ImportReport, strict: bool
-) -> None:
+def _import_ndjson(committer: Committer, path: Path, valid: bool, report: ImportReport, strict: bool) -> None:
     batch: list[tuple[int, Any]] = []
     with path.open("rb") as handle:
         for number, line in enumerate(handle):
@@ -254,7 +219,7 @@ def _import_ndjson(
 
 
 def _write_resources(
-    committer: _Committer,
+    committer: Committer,
     path: Path,
     items: Iterable[tuple[int, Any]],
     valid: bool,
