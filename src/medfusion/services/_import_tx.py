@@ -13,23 +13,15 @@ with savepoints throughout; only a group holding a failing file is written twice
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from medfusion.fhir.repository import (
-    FhirRepository,
-    FhirTransaction,
-    HistoryPage,
-    StoredResource,
-    WriteRequest,
-)
+from medfusion.fhir.repository import FhirRepository, FhirTransaction
 
 if TYPE_CHECKING:
-    from medfusion.fhir.search import SearchQuery, SearchResult
     from medfusion.services.importer import ImportReport
     from medfusion.services.quality import ImportGate
 
@@ -37,52 +29,20 @@ __all__ = ["Committer"]
 
 
 class _Unguarded:
-    """A transaction whose savepoints cost nothing and only record that they failed."""
+    """A transaction whose savepoints cost nothing and only record that they failed;
+    everything else is the wrapped transaction's own."""
 
     def __init__(self, tx: FhirTransaction) -> None:
         self.tx = tx
         self.failed = False
 
-    def read(self, resource_type: str, id: str) -> StoredResource:
-        return self.tx.read(resource_type, id)
-
-    def read_current(self, resource_type: str, id: str) -> StoredResource | None:
-        return self.tx.read_current(resource_type, id)
-
-    def vread(self, resource_type: str, id: str, version: int) -> StoredResource:
-        return self.tx.vread(resource_type, id, version)
-
-    def write(
-        self, resource_type: str, id: str, resource: dict[str, Any], *, expected_version: int | None
-    ) -> StoredResource:
-        return self.tx.write(resource_type, id, resource, expected_version=expected_version)
-
-    def write_many(
-        self, requests: Sequence[WriteRequest], *, skip_unchanged: bool = False
-    ) -> list[StoredResource]:
-        return self.tx.write_many(requests, skip_unchanged=skip_unchanged)
-
-    def delete(self, resource_type: str, id: str) -> StoredResource | None:
-        return self.tx.delete(resource_type, id)
-
-    def history(
-        self,
-        resource_type: str | None,
-        id: str | None,
-        *,
-        since: datetime | None,
-        count: int,
-        offset: int,
-    ) -> HistoryPage:
-        return self.tx.history(resource_type, id, since=since, count=count, offset=offset)
-
-    def search(self, query: SearchQuery) -> SearchResult:
-        return self.tx.search(query)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tx, name)
 
     @contextmanager
     def savepoint(self) -> Iterator[FhirTransaction]:
         try:
-            yield self
+            yield cast(FhirTransaction, self)
         except BaseException:
             self.failed = True  # what it wrote stays until the group is rolled back
             raise
@@ -141,7 +101,9 @@ class Committer:
         if self._tx is None:
             self._scope = self.repo.begin()
             self._tx = self._scope.__enter__()
-        return self._unguarded if self._unguarded is not None else self._tx
+        if self._unguarded is not None:
+            return cast(FhirTransaction, self._unguarded)  # the same methods, by delegation
+        return self._tx
 
     def wrote(self, count: int) -> None:
         """Count written resources; outside an optimistic file, commit when enough are pending."""
