@@ -139,7 +139,8 @@ class RNNModel(ClassifierMixin, BaseEstimator):
         ``auto`` (for small regular sets, under 500 series without ``NaN``, average the
         networks' probabilities with a ROCKET member: ridge regression on the PPV and
         maximum of ``n_kernels`` random convolutions, probabilities calibrated on its
-        leave-one-out outputs), ``on`` (any regular set) or ``off``.
+        leave-one-out outputs), ``on`` (any regular set; its features take
+        ``n x 2 n_kernels`` floats of memory) or ``off``.
     n_kernels
         Random kernels of the ROCKET member.
     kernel_weight
