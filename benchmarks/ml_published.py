@@ -157,7 +157,10 @@ def main() -> None:
         started, cpu_started = time.perf_counter(), time.process_time()
         rows = bench(data)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        lines.extend(f"| {d} | {m} | {_ci(e)} | {p} | {seconds:.1f} ({cpu:.1f}) |" for d, m, e, p, _ in rows)
+        lines.extend(
+            f"| {d} | {m} | {_ci(e)} | {p}{'; ' + n if n else ''} | {seconds:.1f} ({cpu:.1f}) |"
+            for d, m, e, p, n in rows
+        )
     notes: list[str] = []
     if args.skip_cnn:
         pass

@@ -5,8 +5,9 @@ baseline is the training mean of every observed cell (``0`` after normalisation)
 the same missingness pattern, so for irregular series only observed cells get
 attribution, and completeness reads: the attributions sum to the output minus the
 output at the baseline (up to the Riemann-sum error, which shrinks with ``steps``).
-Summary-model ensemble members are not differentiable and are not part of the
-explained output; ``SequenceExplanation.method`` says so.
+The other ensemble members (summary models, the ROCKET member, whose PPV features are
+step functions with zero gradient) are not differentiable and are not part of the
+explained output; ``SequenceExplanation.method`` names them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class SequenceExplanation:
     Attributes
     ----------
     method
-        ``integrated-gradients`` with the number of steps.
+        ``integrated-gradients`` with the number of steps, and the ensemble members left
+        out of the explained output, if any.
     target
         Per series, the class whose probability is explained.
     predictions
@@ -121,8 +123,10 @@ def integrated_gradients(
         baseline = _network_output(model, torch.zeros_like(values), mask, last, target_t).numpy()
         prediction = _network_output(model, values, mask, last, target_t).numpy()
     names = variables or tuple(f"x{i}" for i in range(X.shape[2]))
+    others = [m for m in model.members_ if m != "rnn"]
+    left_out = f" of the networks' probability; not explained: {', '.join(others)}" if others else ""
     return SequenceExplanation(
-        f"integrated-gradients ({steps} steps)",
+        f"integrated-gradients ({steps} steps){left_out}",
         chosen,
         prediction.astype(float),
         baseline.astype(float),
