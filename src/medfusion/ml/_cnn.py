@@ -1,13 +1,15 @@
 """``cnn``: a small residual network classifying 2-D images, as a scikit-learn estimator.
 
-The default is deliberately small (three residual stages of 32, 64 and 128 channels, about
-307 k weights) because the target data (MedMNIST, 28x28) is small and the machine is a CPU.
-What makes it accurate on such data is the training recipe rather than depth: random flips
-and small affine jitter, label smoothing, AdamW with a one-cycle schedule, the weights of
-the best validation-AUROC epoch, horizontal-flip test-time augmentation, an ensemble of
-two seeds whose probabilities are averaged, and Platt scaling on the validation images.
-On BreastMNIST two networks of width 32 beat five of width 16 at about the same CPU
-cost (see docs/benchmarks.md).
+The default is deliberately small (three residual stages of 16, 32 and 64 channels, about
+77 k weights) because the target data (MedMNIST, 28x28) is small and the machine is a CPU.
+Images under 56 pixels a side are upsampled 2x (bilinear, inside the network) before the
+first convolution, so every stage works on finer maps; at width 16 that costs about half
+of what a width-32 network on the raw 28x28 image does. What makes it accurate on such
+data is the training recipe rather than depth: random flips and small affine jitter, label
+smoothing, AdamW with a one-cycle schedule, the weights of the best validation-AUROC
+epoch, horizontal-flip test-time augmentation, an ensemble of four seeds whose
+probabilities are averaged, and Platt scaling on the validation images (see
+docs/benchmarks.md for what was tried on BreastMNIST).
 
 Images are ``(n, H, W)`` (grayscale) or ``(n, H, W, C)`` / ``(n, C, H, W)`` with
 ``C`` 1 or 3, at least 28x28. Integer images are read as 0-255 intensities.
@@ -68,6 +70,8 @@ class ResNetSmall(nn.Module):
 
     Images larger than 56 pixels a side are first halved by max-pooling until the short
     side is under 56, so a 224x224 input costs about what a 28x28 one does per stage.
+    ``upsample`` > 1 first enlarges images under 56 pixels a side bilinearly (28x28 to
+    56x56 for 2), so that every stage works on finer feature maps.
 
     Attributes
     ----------
@@ -75,10 +79,16 @@ class ResNetSmall(nn.Module):
         Everything up to the last residual stage: its output is what Grad-CAM explains.
     """
 
-    def __init__(self, channels: int, n_classes: int, *, width: int, side: int, dropout: float) -> None:
+    def __init__(
+        self, channels: int, n_classes: int, *, width: int, side: int, dropout: float, upsample: int = 1
+    ) -> None:
         super().__init__()
         pools = max(0, math.ceil(math.log2(side / 55))) if side > 55 else 0
-        layers: list[nn.Module] = [
+        layers: list[nn.Module] = []
+        if upsample > 1 and side <= 55:
+            # Inside the network, so inputs, Grad-CAM maps and saved models stay at the image size.
+            layers.append(nn.Upsample(scale_factor=upsample, mode="bilinear", align_corners=False))
+        layers += [
             nn.Conv2d(channels, width, 3, 1, 1, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(),
@@ -136,6 +146,9 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
     ----------
     width
         Channels of the first residual stage (then doubled twice).
+    upsample
+        Enlarge images under 56 pixels a side by this factor (bilinear, inside the
+        network) before the first convolution; 1 leaves them as they are.
     max_epochs
         Epochs per member; early stopping may end sooner.
     batch_size
@@ -191,7 +204,8 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
     def __init__(
         self,
         *,
-        width: int = 32,
+        width: int = 16,
+        upsample: int = 2,
         max_epochs: int = 40,
         batch_size: int = 32,
         lr: float = 3e-3,
@@ -204,7 +218,7 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         scale: float = 0.1,
         tta: bool = True,
         calibrate: bool = True,
-        n_members: int = 2,
+        n_members: int = 4,
         patience: int | None = 15,
         validation_fraction: float = 0.15,
         n_threads: int | None = 1,
@@ -212,6 +226,7 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         random_state: int | None = None,
     ) -> None:
         self.width = width
+        self.upsample = upsample
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -238,10 +253,19 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         tags.non_deterministic = False
         return tags
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("upsample", 1)  # models saved before the parameter existed
+        super().__setstate__(state)
+
     # -- fitting -----------------------------------------------------------------------
 
     def _check_params(self) -> None:
-        positive = {"width": self.width, "max_epochs": self.max_epochs, "batch_size": self.batch_size}
+        positive = {
+            "width": self.width,
+            "upsample": self.upsample,
+            "max_epochs": self.max_epochs,
+            "batch_size": self.batch_size,
+        }
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -378,6 +402,7 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
                 width=self.width,
                 side=min(height, width),
                 dropout=self.dropout,
+                upsample=self.upsample,
             ).to(device)
             history = fit_loop(
                 module,
