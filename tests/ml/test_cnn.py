@@ -40,9 +40,8 @@ from medfusion.ml import (
 from medfusion.ml._cnn import MAX_CALIBRATION_SLOPE, _fit_calibration
 from medfusion.ml._torch import batches, seeded
 
-# Small and quick; upsample=1 because these synthetic classes differ by where a square lies,
-# which the default 2x upsampling (smaller receptive fields relative to the image) learns
-# more slowly. The upsampled network has its own test.
+# Small and quick: upsample=1 halves the cost of these tests; the upsampled network (the
+# default) has its own test.
 FAST: dict[str, Any] = {
     "width": 8,
     "upsample": 1,
@@ -264,8 +263,11 @@ def test_upsampling_happens_inside_the_network() -> None:
     )
     proba = model.predict_proba(X[:4])
     hook.remove()
-    # The first convolution sees 56x56 (and its mirror image); callers still pass 28x28.
+    # The stem convolution sees 56x56 (and its mirror image); callers still pass 28x28, and
+    # max-pooling brings the residual stages back to 28, 14 and 7.
     assert seen and all(shape[2:] == (56, 56) for shape in seen)
+    assert isinstance(network.features[4], nn.MaxPool2d)
+    assert network.features(model.transform_images(X[:2])).shape[2:] == (7, 7)
     assert grad_cam(model, X[:4]).maps.shape == (4, 28, 28)
     again = CNNClassifier(**params, random_state=0).fit(X, y).predict_proba(X[:4])
     np.testing.assert_array_equal(proba, again)
