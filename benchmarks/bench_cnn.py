@@ -184,7 +184,9 @@ def _plain_loop(images: np.ndarray, labels: np.ndarray, epochs: int, seed: int) 
     y = torch.from_numpy(labels.astype(np.int64))
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    net = ResNetSmall(1, 2, width=defaults["width"], side=28, dropout=defaults["dropout"])
+    net = ResNetSmall(
+        1, 2, width=defaults["width"], side=28, dropout=defaults["dropout"], upsample=defaults["upsample"]
+    )
     optimiser = torch.optim.AdamW(net.parameters(), lr=defaults["lr"], weight_decay=defaults["weight_decay"])
     steps = epochs * math.ceil(len(x) / defaults["batch_size"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=defaults["lr"], total_steps=steps)

@@ -40,7 +40,16 @@ from medfusion.ml import (
 from medfusion.ml._cnn import MAX_CALIBRATION_SLOPE, _fit_calibration
 from medfusion.ml._torch import batches, seeded
 
-FAST: dict[str, Any] = {"width": 8, "max_epochs": 6, "n_members": 1, "patience": None, "device": "cpu"}
+# Small and quick: upsample=1 halves the cost of these tests; the upsampled network (the
+# default) has its own test.
+FAST: dict[str, Any] = {
+    "width": 8,
+    "upsample": 1,
+    "max_epochs": 6,
+    "n_members": 1,
+    "patience": None,
+    "device": "cpu",
+}
 
 
 def blobs(
@@ -242,6 +251,37 @@ def test_larger_images_are_accepted() -> None:
     assert model.predict_proba(X[:3]).shape == (3, 2)
 
 
+def test_upsampling_happens_inside_the_network() -> None:
+    X, y = blobs(60)
+    params = {**FAST, "max_epochs": 3, "upsample": 2}
+    model = CNNClassifier(**params, random_state=0).fit(X, y)
+    network = model.modules_[0]
+    assert isinstance(network.features[0], nn.Upsample)
+    seen: list[tuple[int, ...]] = []
+    hook = network.features[1].register_forward_hook(
+        lambda _m, inputs, _o: seen.append(tuple(inputs[0].shape))
+    )
+    proba = model.predict_proba(X[:4])
+    hook.remove()
+    # The stem convolution sees 56x56 (and its mirror image); callers still pass 28x28, and
+    # max-pooling brings the residual stages back to 28, 14 and 7.
+    assert seen and all(shape[2:] == (56, 56) for shape in seen)
+    assert isinstance(network.features[4], nn.MaxPool2d)
+    assert network.features(model.transform_images(X[:2])).shape[2:] == (7, 7)
+    assert grad_cam(model, X[:4]).maps.shape == (4, 28, 28)
+    again = CNNClassifier(**params, random_state=0).fit(X, y).predict_proba(X[:4])
+    np.testing.assert_array_equal(proba, again)
+    plain = CNNClassifier(**{**params, "upsample": 1}, random_state=0).fit(X, y)
+    assert not isinstance(plain.modules_[0].features[0], nn.Upsample)
+    assert not np.array_equal(plain.predict_proba(X[:4]), proba)
+    # Images of 56 pixels a side or more are not enlarged.
+    large, large_y = blobs(30, side=64)
+    big = CNNClassifier(**{**FAST, "max_epochs": 1, "upsample": 2}, random_state=0).fit(large, large_y)
+    assert not any(isinstance(layer, nn.Upsample) for layer in big.modules_[0].features)
+    with pytest.raises(ValueError, match="upsample must be a positive integer"):
+        CNNClassifier(**{**FAST, "upsample": 0}).fit(X, y)
+
+
 def test_two_seeded_fits_are_identical_and_other_seeds_differ() -> None:
     X, y = blobs(60)
     params = {**FAST, "max_epochs": 3, "n_members": 2}
@@ -263,6 +303,17 @@ def test_explicit_validation_data_and_pickling(tmp_path: Path) -> None:
     unfitted = clone(model)
     with pytest.raises(NotFittedError):
         unfitted.predict(val_X)
+
+
+def test_a_model_pickled_before_upsample_existed_loads_as_upsample_1() -> None:
+    X, y = blobs(40)
+    model = CNNClassifier(**{**FAST, "max_epochs": 1}, random_state=0).fit(X, y)
+    state = model.__getstate__()
+    del state["upsample"]
+    old = CNNClassifier.__new__(CNNClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["upsample"] == 1
+    np.testing.assert_array_equal(old.predict_proba(X[:5]), model.predict_proba(X[:5]))
 
 
 def test_calibration_undoes_a_known_distortion_of_the_logit() -> None:

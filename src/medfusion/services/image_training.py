@@ -81,7 +81,9 @@ def image_model_details(model: CNNClassifier) -> dict[str, Any]:
     return {
         "architecture": (
             f"{model.n_members} x ResNetSmall (3 residual stages, widths {model.width}/"
-            f"{2 * model.width}/{4 * model.width}), {n_parameters:,} weights each"
+            f"{2 * model.width}/{4 * model.width}"
+            + (f", input upsampled {model.upsample}x" if getattr(model, "upsample", 1) > 1 else "")
+            + f"), {n_parameters:,} weights each"
         ),
         "n_parameters": n_parameters,
         "training": [h.as_dict() for h in model.histories_],
@@ -208,8 +210,13 @@ def train_images(
         "limitations": [
             "Validated on one data set's test split only; performance on images from other "
             "scanners, sites or populations is unknown.",
-            "Probabilities are the network's softmax outputs (label-smoothed training), not "
-            "recalibrated; see the calibration plot.",
+            (
+                "Probabilities are the members' mean softmax outputs, recalibrated on the "
+                "validation images (Platt scaling); see the calibration plot."
+                if fitted.calibration_ is not None
+                else "Probabilities are the members' mean softmax outputs (label-smoothed "
+                "training), not recalibrated; see the calibration plot."
+            ),
             "Grad-CAM maps show where the network looked, not why; they are coarse (the last "
             "stage's resolution) and no substitute for validation.",
         ],
