@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ def now_utc() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+@lru_cache(maxsize=256)  # a write stamps every resource of a batch with one instant
 def format_instant(value: datetime) -> str:
     """Render a FHIR ``instant`` with milliseconds and a ``Z`` zone."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -311,14 +311,17 @@ class SqlTransaction:
     def _insert_resources(self, rows: list[dict[str, Any]]) -> list[int]:
         rids = self._allocate_rids(len(rows))
         postgres = self._dialect == "postgresql"
+        # psycopg adapts aware datetimes; SQLite gets the text SQLAlchemy reads back (the
+        # rows of one batch share their instant, so it is formatted once).
+        instants = {row["last_updated"] for row in rows}
+        texts = {when: when.strftime("%Y-%m-%d %H:%M:%S.%f") for when in instants}
         params = [
             (
                 rid,
                 row["res_type"],
                 row["res_id"],
                 row["version"],
-                # psycopg adapts aware datetimes; SQLite gets the text SQLAlchemy reads back.
-                row["last_updated"] if postgres else row["last_updated"].strftime("%Y-%m-%d %H:%M:%S.%f"),
+                row["last_updated"] if postgres else texts[row["last_updated"]],
                 row["deleted"],
                 row["current"],
                 row["body"],
