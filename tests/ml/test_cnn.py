@@ -37,14 +37,16 @@ from medfusion.ml import (
     read_image_splits,
     resolve_device,
 )
-from medfusion.ml._cnn import MAX_CALIBRATION_SLOPE, _fit_calibration
+from medfusion.ml._cnn import MAX_CALIBRATION_SLOPE, _fit_calibration, _rows
 from medfusion.ml._torch import batches, seeded
 
-# Small and quick: upsample=1 halves the cost of these tests; the upsampled network (the
-# default) has its own test.
+# Small and quick: upsample=1 halves the cost of these tests; the upsampled network has its
+# own test. These tests are about the networks, so the kernel member (on by default for
+# small sets) is off here and has its own test.
 FAST: dict[str, Any] = {
     "width": 8,
     "upsample": 1,
+    "kernels": "off",
     "max_epochs": 6,
     "n_members": 1,
     "patience": None,
@@ -504,3 +506,27 @@ def test_empty_missing_and_corrupt_files(tmp_path: Path) -> None:
         read_image_splits(tmp_path / "absent.npz")
     with pytest.raises(DataError, match=r"not a readable \.npz"):
         read_image_splits(tmp_path / "junk.npz")
+
+
+def test_the_kernel_member_is_mixed_in_for_small_sets() -> None:
+    X, y = blobs(60)
+    test_X, test_y = blobs(40, seed=3)
+    params = {**FAST, "max_epochs": 2, "kernels": "auto", "kernel_weight": 0.5}
+    mixed = CNNClassifier(**params, random_state=0).fit(X, y)
+    assert mixed.kernels_ is not None  # 60 images of 28x28: a small set
+    networks = CNNClassifier(**{**params, "kernels": "off"}, random_state=0).fit(X, y)
+    assert networks.kernels_ is None
+    proba = mixed.predict_proba(test_X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    # Exactly the stated mix of the same networks' probabilities and the kernel member's.
+    kernel_proba = mixed.kernels_.predict_proba(_rows(mixed.transform_images(test_X)))
+    np.testing.assert_allclose(proba, 0.5 * networks.predict_proba(test_X) + 0.5 * kernel_proba, atol=1e-9)
+    assert (mixed.kernels_.predict(_rows(mixed.transform_images(test_X))) == test_y).mean() >= 0.8
+    again = CNNClassifier(**params, random_state=0).fit(X, y).predict_proba(test_X)
+    np.testing.assert_array_equal(proba, again)  # seeded: the kernels are drawn from random_state
+    restored = pickle.loads(pickle.dumps(mixed))
+    np.testing.assert_array_equal(restored.predict_proba(test_X), proba)
+    with pytest.raises(ValueError, match="kernels must be"):
+        CNNClassifier(**{**FAST, "kernels": "maybe"}).fit(X, y)
+    with pytest.raises(ValueError, match="kernel_weight"):
+        CNNClassifier(**{**FAST, "kernel_weight": 1.5}).fit(X, y)

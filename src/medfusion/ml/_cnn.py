@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from medfusion.ml._images import as_images
+from medfusion.ml._rocket import RocketClassifier
 from medfusion.ml._torch import (
     EpochRecord,
     FitConfig,
@@ -45,6 +46,9 @@ from medfusion.ml._torch import (
 __all__ = ["MAX_CALIBRATION_SLOPE", "CNNClassifier", "ResNetSmall"]
 
 MAX_CALIBRATION_SLOPE = 5.0
+# ``kernels='auto'``: the kernel member's cost grows with images x pixels.
+_KERNEL_MAX_IMAGES = 5000
+_KERNEL_MAX_PIXELS = 64 * 64
 
 
 class _Block(nn.Module):
@@ -174,6 +178,14 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         imbalance leave raw softmax outputs biased, which costs accuracy at 0.5.
     n_members
         Networks trained with different seeds whose probabilities are averaged.
+    kernels
+        ``auto`` (default), ``on`` or ``off``: a second, non-neural member, ROCKET random
+        convolutional kernels over each image read row by row (``ml._rocket``), whose
+        probabilities are mixed with the networks'. ``auto`` uses it for small sets (at
+        most 5,000 training images of at most 64x64 pixels), where on BreastMNIST it
+        lifted cross-validated AUROC from 0.891 to 0.909 (see docs/benchmarks.md).
+    kernel_weight
+        Share of the kernel member in the mixed probabilities.
     patience
         Epochs without a better validation AUROC before a member stops (``None``: never).
     validation_fraction
@@ -222,6 +234,8 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         tta: bool = True,
         calibrate: bool = True,
         n_members: int = 2,
+        kernels: str = "auto",
+        kernel_weight: float = 0.5,
         patience: int | None = 15,
         validation_fraction: float = 0.15,
         n_threads: int | None = 1,
@@ -243,6 +257,8 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         self.tta = tta
         self.calibrate = calibrate
         self.n_members = n_members
+        self.kernels = kernels
+        self.kernel_weight = kernel_weight
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.n_threads = n_threads
@@ -257,7 +273,10 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         return tags
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("upsample", 1)  # models saved before the parameter existed
+        state.setdefault("upsample", 1)  # models saved before the parameters existed
+        state.setdefault("kernels", "off")
+        state.setdefault("kernel_weight", 0.5)
+        state.setdefault("kernels_", None)
         super().__setstate__(state)
 
     # -- fitting -----------------------------------------------------------------------
@@ -274,6 +293,10 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if not isinstance(self.n_members, int) or self.n_members < 1:
             raise ValueError(f"n_members must be a positive integer; got {self.n_members!r}")
+        if self.kernels not in ("auto", "on", "off"):
+            raise ValueError(f"kernels must be 'auto', 'on' or 'off'; got {self.kernels!r}")
+        if not 0 <= self.kernel_weight <= 1:
+            raise ValueError(f"kernel_weight must be in [0, 1]; got {self.kernel_weight!r}")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction}")
         if self.lr <= 0:
@@ -376,7 +399,16 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
             self.calibration_ = _fit_calibration(
                 self._logits(self.modules_, validation[0], device), validation[1].numpy()
             )
+        self.kernels_: RocketClassifier | None = None
+        if self._use_kernels(train[0]) and len(np.unique(target)) == len(self.classes_):
+            self.kernels_ = RocketClassifier(random_state=base).fit(_rows(train[0]), target)
         return self
+
+    def _use_kernels(self, inputs: torch.Tensor) -> bool:
+        if self.kernels == "off" or self.kernel_weight == 0:
+            return False
+        n, _, height, width = inputs.shape
+        return self.kernels == "on" or (n <= _KERNEL_MAX_IMAGES and height * width <= _KERNEL_MAX_PIXELS)
 
     def _fit_member(
         self,
@@ -499,12 +531,17 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         return torch.softmax(logits, 1)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities ``(n, n_classes)``: members and mirror images averaged, then recalibrated."""
+        """Class probabilities ``(n, n_classes)``: the networks' (members and mirror images
+        averaged, then recalibrated), mixed with the kernel member's when there is one."""
         inputs = self.transform_images(X)
         device = self._device()
         modules = [m.to(device).eval() for m in self.modules_]
         with torch_threads(self.n_threads):
-            return self._probabilities(modules, inputs, device).numpy().astype(np.float64)
+            proba = self._probabilities(modules, inputs, device).numpy().astype(np.float64)
+            if self.kernels_ is not None:
+                weight = self.kernel_weight
+                proba = (1 - weight) * proba + weight * self.kernels_.predict_proba(_rows(inputs))
+        return proba
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class per image."""
@@ -516,6 +553,13 @@ class CNNClassifier(ClassifierMixin, TorchEstimator):
         """The first member's training curves (all members: ``histories_``)."""
         check_is_fitted(self, "histories_")
         return self.histories_[0]
+
+
+def _rows(inputs: torch.Tensor) -> np.ndarray:
+    """Normalised images as series for the kernel member: each channel read row by row,
+    ``(n, H * W, C)``."""
+    n, channels = inputs.shape[:2]
+    return inputs.reshape(n, channels, -1).permute(0, 2, 1).numpy()
 
 
 def _fit_calibration(logits: torch.Tensor, y: np.ndarray) -> tuple[float, float] | None:
