@@ -60,6 +60,9 @@ def _scale(maps: torch.Tensor) -> np.ndarray:
 def grad_cam(model: CNNClassifier, images: Any, *, target: int | None = None, stage: int = 3) -> CamResult:
     """Grad-CAM maps of ``images`` for ``target`` (a class index), or each image's predicted class.
 
+    The maps are the networks' evidence; a kernel member (``kernels_``) has no gradient to
+    follow, and :func:`occlusion`, which only calls ``predict_proba``, covers the whole model.
+
     Parameters
     ----------
     stage

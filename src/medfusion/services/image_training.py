@@ -78,12 +78,19 @@ def _holdout(train: ImageSet, test_size: float, seed: int) -> tuple[ImageSet, Im
 def image_model_details(model: CNNClassifier) -> dict[str, Any]:
     """Architecture, size and training curves of a fitted CNN, for metadata and cards."""
     n_parameters = sum(int(p.numel()) for p in model.modules_[0].parameters())
+    kernels = getattr(model, "kernels_", None)
     return {
         "architecture": (
             f"{model.n_members} x ResNetSmall (3 residual stages, widths {model.width}/"
             f"{2 * model.width}/{4 * model.width}"
             + (f", input upsampled {model.upsample}x" if getattr(model, "upsample", 1) > 1 else "")
             + f"), {n_parameters:,} weights each"
+            + (
+                f"; mixed {1 - model.kernel_weight:g} / {model.kernel_weight:g} with ROCKET random "
+                f"kernels over the image rows ({kernels.n_kernels:,} kernels)"
+                if kernels is not None
+                else ""
+            )
         ),
         "n_parameters": n_parameters,
         "training": [h.as_dict() for h in model.histories_],
