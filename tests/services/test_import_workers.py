@@ -12,6 +12,7 @@ from medfusion.config import override_settings
 from medfusion.fhir.repository import FhirRepository
 from medfusion.services import _prevalidate
 from medfusion.services._prevalidate import Prevalidator
+from medfusion.services.bundles import PreparedBundle
 from medfusion.services.importer import find_files, import_paths
 from medfusion.synth import write_bundles
 
@@ -65,8 +66,11 @@ def test_workers_pass_exactly_the_files_the_importer_would_accept(tmp_path: Path
     files = find_files([tmp_path])
     with Prevalidator(files, 1) as prevalidator:
         assert prevalidator.workers == 1
-        seen = [(path.name, valid) for path, valid in prevalidator]
-    assert seen == sorted(expected.items())
+        checked = [(path.name, valid) for path, valid in prevalidator]
+    assert [(name, bool(valid)) for name, valid in checked] == sorted(expected.items())
+    # A valid transaction Bundle comes back prepared for the writer; nothing else does.
+    prepared = [name for name, valid in checked if isinstance(valid, PreparedBundle)]
+    assert prepared == ["a_good_bundle.json"]
 
 
 def test_small_imports_and_zero_workers_validate_inline(tmp_path: Path) -> None:

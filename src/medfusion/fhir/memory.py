@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from medfusion.errors import ConflictError, GoneError, NotFoundError, PreconditionFailedError
-from medfusion.fhir.repository import HistoryPage, StoredResource, WriteRequest, require_live
+from medfusion.fhir.repository import (
+    HistoryPage,
+    PreparedWrite,
+    StoredResource,
+    WriteRequest,
+    require_live,
+)
 from medfusion.fhir.resource import now_utc, same_content, stamp
 from medfusion.fhir.search import SearchQuery, SearchResult, search_in_memory
 
@@ -64,7 +70,7 @@ class InMemoryTransaction:
         return stored
 
     def write_many(
-        self, requests: Sequence[WriteRequest], *, skip_unchanged: bool = False
+        self, requests: Sequence[WriteRequest | PreparedWrite], *, skip_unchanged: bool = False
     ) -> list[StoredResource]:
         keys = [(r.resource_type, r.id) for r in requests]
         if len(set(keys)) != len(keys):

@@ -20,12 +20,13 @@ import orjson
 from medfusion.errors import GoneError, NotFoundError
 
 if TYPE_CHECKING:
-    from medfusion.fhir.search import SearchQuery, SearchResult
+    from medfusion.fhir.search import IndexEntries, SearchQuery, SearchResult
 
 __all__ = [
     "FhirRepository",
     "FhirTransaction",
     "HistoryPage",
+    "PreparedWrite",
     "StoredResource",
     "WriteRequest",
     "require_live",
@@ -96,6 +97,33 @@ class WriteRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedWrite:
+    """A :class:`WriteRequest` whose serialisation and search index rows are done already.
+
+    The importer's worker processes prepare these; the store only splices in the version
+    and instant (see :func:`medfusion.fhir.resource.stamp_parts`). ``rest`` is the JSON of
+    the resource without ``resourceType``, ``id`` and ``meta``, references final; ``index``
+    is :func:`medfusion.fhir.search.extract_index` of the same resource.
+    """
+
+    resource_type: str
+    id: str
+    meta: dict[str, Any] | None
+    rest: bytes
+    index: IndexEntries
+    expected_version: int | None = None
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        """The resource as a dict (parsed on demand: the fast path never needs it)."""
+        head: dict[str, Any] = {"resourceType": self.resource_type}
+        if self.meta:
+            head["meta"] = self.meta
+        value: dict[str, Any] = {**head, **orjson.loads(self.rest)}
+        return value
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryPage:
     """A page of versions, newest first, and the total count across pages."""
 
@@ -130,7 +158,7 @@ class FhirTransaction(Protocol):
         ...
 
     def write_many(
-        self, requests: Sequence[WriteRequest], *, skip_unchanged: bool = False
+        self, requests: Sequence[WriteRequest | PreparedWrite], *, skip_unchanged: bool = False
     ) -> list[StoredResource]:
         """Write many versions at once (the ingest path), in request order.
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from medfusion.fhir.repository import FhirRepository, FhirTransaction
 
 if TYPE_CHECKING:
+    from medfusion.services._prevalidate import Checked
     from medfusion.services.importer import ImportReport
     from medfusion.services.quality import ImportGate
 
@@ -93,7 +94,7 @@ class Committer:
         self._scope: AbstractContextManager[FhirTransaction] | None = None
         self._tx: FhirTransaction | None = None
         self._unguarded: _Unguarded | None = None
-        self._group: list[tuple[Path, bool]] = []
+        self._group: list[tuple[Path, Checked]] = []
         self._mark: _Mark | None = None
 
     def tx(self) -> FhirTransaction:
@@ -114,9 +115,9 @@ class Committer:
     def run_file(
         self,
         path: Path,
-        valid: bool,
+        valid: Checked,
         report: ImportReport,
-        run: Callable[[Path, bool], None],
+        run: Callable[[Path, Checked], None],
     ) -> None:
         """Run ``run(path, valid)`` for one file, optimistically when it is a Bundle file.
 
@@ -147,7 +148,7 @@ class Committer:
         elif self.pending >= self.commit_every:
             self.commit()
 
-    def _replay(self, report: ImportReport, run: Callable[[Path, bool], None]) -> None:
+    def _replay(self, report: ImportReport, run: Callable[[Path, Checked], None]) -> None:
         """Roll the group back and run its files again, each under its own savepoint."""
         group, mark = self._group, self._mark
         assert mark is not None

@@ -21,10 +21,14 @@ from types import TracebackType
 from typing import Any
 
 from medfusion.errors import InvalidRequestError, MedfusionError
-from medfusion.services.bundles import entries_valid
+from medfusion.services.bundles import PreparedBundle, entries_valid, prepare_bundle
 from medfusion.services.parsing import check_type, parse_json, parse_resource
 
-__all__ = ["Prevalidator", "file_valid", "files_valid", "valid_resource"]
+__all__ = ["Checked", "Prevalidator", "file_valid", "files_valid", "valid_resource"]
+
+Checked = bool | PreparedBundle
+"""What the workers found of a file: invalid (False), valid (True), or a valid transaction
+Bundle already prepared for writing (:func:`medfusion.services.bundles.prepare_bundle`)."""
 
 # Starting a worker (a fresh interpreter importing the validator) costs about a second,
 # so small imports validate inline.
@@ -48,11 +52,13 @@ def valid_resource(raw: Any) -> dict[str, Any]:
     return parse_resource(raw, expected_type=resource_type)
 
 
-def file_valid(path: str) -> bool:
+def file_valid(path: str) -> Checked:
     """Whether every resource in the file passes the checks the importer would run.
 
     False for anything the importer would report as a problem: unreadable or malformed
-    files, invalid entries. (Runs in a worker process.)
+    files, invalid entries. A valid transaction Bundle comes back prepared for writing
+    where :func:`~medfusion.services.bundles.prepare_bundle` covers it. (Runs in a worker
+    process.)
     """
     try:
         if path.endswith(".ndjson"):
@@ -68,7 +74,7 @@ def file_valid(path: str) -> bool:
         if document.get("resourceType") == "Bundle":
             kind = document.get("type")
             if kind in ("transaction", "batch"):
-                return entries_valid(document)
+                return entries_valid(document) and (prepare_bundle(document) or True)
             if kind != "collection":
                 return False
             entries = document.get("entry", [])
@@ -89,8 +95,8 @@ def _worker_count(setting: int) -> int:
 
 
 class Prevalidator:
-    """``for path, valid in Prevalidator(files, workers)``: each file in order, with
-    whether the workers already validated it (always False when no workers run).
+    """``for path, checked in Prevalidator(files, workers)``: each file in order, with what
+    the workers found (:data:`Checked`; always False when no workers run).
 
     Use as a context manager so the worker processes end with the import.
     """
@@ -116,7 +122,7 @@ class Prevalidator:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __iter__(self) -> Iterator[tuple[Path, bool]]:
+    def __iter__(self) -> Iterator[tuple[Path, Checked]]:
         pool = self._pool
         if pool is None:
             yield from ((path, False) for path in self.files)
@@ -125,7 +131,7 @@ class Prevalidator:
         # writing process a wake-up of the pool's manager thread each (several per cent of
         # an import of small Bundles).
         chunks = [self.files[i : i + _CHUNK] for i in range(0, len(self.files), _CHUNK)]
-        ahead: deque[tuple[list[Path], Future[list[bool]] | None]] = deque()
+        ahead: deque[tuple[list[Path], Future[list[Checked]] | None]] = deque()
         pending = iter(chunks)
         window = 2 * self.workers  # enough to keep the workers busy, little memory held
         for chunk in pending:
@@ -140,19 +146,19 @@ class Prevalidator:
             yield from zip(chunk, _outcome(future, len(chunk)), strict=True)
 
 
-def files_valid(paths: list[str]) -> list[bool]:
+def files_valid(paths: list[str]) -> list[Checked]:
     """:func:`file_valid` of each path (one task for a worker)."""
     return [file_valid(path) for path in paths]
 
 
-def _submit(pool: ProcessPoolExecutor, chunk: list[Path]) -> Future[list[bool]] | None:
+def _submit(pool: ProcessPoolExecutor, chunk: list[Path]) -> Future[list[Checked]] | None:
     try:
         return pool.submit(files_valid, [str(path) for path in chunk])
     except BrokenProcessPool:  # the rest is checked inline
         return None
 
 
-def _outcome(future: Future[list[bool]] | None, size: int) -> list[bool]:
+def _outcome(future: Future[list[Checked]] | None, size: int) -> list[Checked]:
     if future is None:
         return [False] * size
     try:

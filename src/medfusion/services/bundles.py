@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -26,14 +26,35 @@ from medfusion.errors import (
 )
 from medfusion.fhir.outcome import outcome_for_error, status_for
 from medfusion.fhir.references import is_valid_id, rewrite_references
-from medfusion.fhir.repository import FhirRepository, FhirTransaction, StoredResource, WriteRequest
-from medfusion.fhir.resource import format_instant, now_utc
-from medfusion.fhir.search import parse_search, search_in_memory
+from medfusion.fhir.repository import (
+    FhirRepository,
+    FhirTransaction,
+    PreparedWrite,
+    StoredResource,
+    WriteRequest,
+)
+from medfusion.fhir.resource import format_instant, now_utc, split_for_stamp
+from medfusion.fhir.search import (
+    IndexEntries,
+    extract_index_deferred,
+    parse_search,
+    reference_rows,
+    search_in_memory,
+)
 from medfusion.services import records
 from medfusion.services._slot_store import take_slots
 from medfusion.services.parsing import check_type, parse_query, parse_resource
 
-__all__ = ["BundleReport", "EntryResult", "entries_valid", "process_bundle"]
+__all__ = [
+    "BundleReport",
+    "EntryResult",
+    "PreparedBundle",
+    "PreparedEntry",
+    "entries_valid",
+    "prepare_bundle",
+    "process_bundle",
+    "process_prepared",
+]
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
@@ -50,6 +71,53 @@ class _Entry:
     resource_type: str = ""
     id: str | None = None
     query: list[tuple[str, str]] | None = None
+    prepared: PreparedEntry | None = None
+
+
+class PreparedEntry(NamedTuple):
+    """A ``POST`` entry of a transaction Bundle as an import worker leaves it.
+
+    A named tuple: it crosses from the worker by pickle, where a slotted dataclass takes
+    several times longer to rebuild.
+
+    Attributes
+    ----------
+    position
+        The entry's index in the Bundle.
+    full_url, if_none_exist, resource_type
+        From the entry and its request.
+    candidate
+        The id the importer keeps (from a ``urn:uuid`` fullUrl or the resource), if any.
+    meta, rest
+        :func:`medfusion.fhir.resource.split_for_stamp` of the resource as sent.
+    rows, references
+        :func:`medfusion.fhir.search.extract_index_deferred` of the resource as sent: the
+        string, token, date and quantity rows, and the ``(param, reference)`` pairs.
+    rewrites
+        The reference strings the Bundle may resolve (``urn:uuid``, conditional, another
+        entry's fullUrl), in document order.
+    """
+
+    position: int
+    full_url: str | None
+    if_none_exist: str | None
+    resource_type: str
+    candidate: str | None
+    meta: dict[str, Any] | None
+    rest: bytes
+    rows: tuple[list[Any], list[Any], list[Any], list[Any]]
+    references: list[tuple[str, str]]
+    rewrites: tuple[str, ...]
+
+
+class PreparedBundle(NamedTuple):
+    """A valid transaction Bundle of ``POST`` entries, prepared by an import worker."""
+
+    entries: list[PreparedEntry]
+
+
+class _NeedsResourcesError(Exception):
+    """A prepared Bundle needs its resources as dicts after all (to search among them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +178,76 @@ def entries_valid(bundle: dict[str, Any]) -> bool:
         return not any(isinstance(e, BundleEntryError) for e in _parse_entries(bundle, validate=True))
     except MedfusionError:
         return False
+
+
+def prepare_bundle(bundle: dict[str, Any]) -> PreparedBundle | None:
+    """The work of importing a valid transaction Bundle that needs no store, done ahead.
+
+    Runs in an import worker on a Bundle :func:`entries_valid` accepted. Each resource is
+    serialised and its search index rows extracted as sent; the writer then only resolves
+    ids and references and splices them in (:func:`process_prepared`). None for a Bundle
+    this does not cover (a batch, an entry other than ``POST Type``), which the writer
+    imports the ordinary way.
+    """
+    if bundle.get("type") != "transaction" or not isinstance(bundle.get("entry"), list):
+        return None
+    items: list[dict[str, Any]] = bundle["entry"]
+    full_urls = {url for item in items if isinstance(url := item.get("fullUrl"), str)}
+    entries = []
+    for index, item in enumerate(items):
+        request = item["request"]
+        url = str(request["url"]).lstrip("/")
+        resource = item.get("resource")
+        if str(request.get("method", "")).upper() != "POST" or not isinstance(resource, dict):
+            return None
+        if "/" in url or "?" in url or resource.get("resourceType") != url:
+            return None
+        meta, rest = split_for_stamp(resource)
+        if meta is not None and b'"reference"' in orjson.dumps(meta):
+            return None  # references are rewritten in ``rest`` only
+        extracted, references = extract_index_deferred(url, resource)
+        rows = (extracted.strings, extracted.tokens, extracted.dates, extracted.quantities)
+        full_url = item.get("fullUrl")
+        entries.append(
+            PreparedEntry(
+                position=index,
+                full_url=full_url,
+                if_none_exist=request.get("ifNoneExist"),
+                resource_type=url,
+                candidate=_kept_id(full_url, resource),
+                meta=meta,
+                rest=rest,
+                rows=rows,
+                references=references,
+                rewrites=_rewritable(resource, full_urls),
+            )
+        )
+    return PreparedBundle(entries)
+
+
+def _kept_id(full_url: str | None, resource: dict[str, Any] | None) -> str | None:
+    """The id an imported ``POST`` keeps: a ``urn:uuid`` fullUrl's, else the resource's own."""
+    candidate = None
+    if full_url and full_url.startswith("urn:uuid:"):
+        candidate = full_url[len("urn:uuid:") :]
+    elif resource and isinstance(resource.get("id"), str):
+        candidate = resource["id"]
+    return candidate if candidate and is_valid_id(candidate) else None
+
+
+def _rewritable(resource: dict[str, Any], full_urls: set[str]) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+
+    def note(reference: str) -> None:
+        if reference in full_urls or _resolvable(reference):
+            found[reference] = None
+
+    rewrite_references(resource, note)
+    return tuple(found)
+
+
+def _resolvable(reference: str) -> bool:
+    return reference.startswith("urn:uuid:") or ("?" in reference and not reference.startswith("#"))
 
 
 def _parse_entry(index: int, item: Any, validate: bool) -> _Entry:
@@ -224,6 +362,40 @@ def process_bundle(
     return report
 
 
+def process_prepared(
+    prepared: PreparedBundle, *, tx: FhirTransaction, resolved: dict[str, str] | None = None
+) -> BundleReport | None:
+    """Import a transaction Bundle from :func:`prepare_bundle`'s output, in ``tx``.
+
+    The same result as :func:`process_bundle` with ``keep_ids`` on the Bundle itself.
+    None when a conditional reference must be searched for among the Bundle's own
+    resources: the caller then imports the Bundle with :func:`process_bundle`.
+    """
+    entries = [
+        _Entry(
+            index=e.position,
+            method="POST",
+            url=e.resource_type,
+            full_url=e.full_url,
+            resource=None,
+            if_none_exist=e.if_none_exist,
+            if_match=None,
+            resource_type=e.resource_type,
+            prepared=e,
+        )
+        for e in prepared.entries
+    ]
+    with tx.savepoint() as unit:
+        runner = _Transaction(unit, entries, True, resolved)
+        try:
+            results = runner.run()
+        except _NeedsResourcesError:  # raised before anything is written
+            return None
+    if resolved is not None:
+        resolved.update(runner.learned)
+    return BundleReport("transaction", results)
+
+
 def _failure(error: MedfusionError) -> EntryResult:
     return EntryResult(status=str(status_for(error)), outcome=outcome_for_error(error))
 
@@ -253,7 +425,7 @@ class _Transaction:
         for entry in self.entries:
             self._guard(entry, self._assign_id)
         for entry in self.entries:
-            if entry.resource is not None:
+            if entry.resource is not None or entry.prepared is not None:
                 self._guard(entry, self._rewrite)
         ordered = sorted(self.entries, key=lambda e: (_ORDER[e.method], e.index))
         creates = [e for e in ordered if e.method == "POST" and e.index not in self.results]
@@ -277,7 +449,7 @@ class _Transaction:
     # -- resolution --------------------------------------------------------------
     def _assign_id(self, entry: _Entry) -> None:
         if entry.method == "POST":
-            assert entry.resource is not None
+            assert entry.resource is not None or entry.prepared is not None
             key = f"{entry.resource_type}?{entry.if_none_exist}"
             if entry.if_none_exist:
                 matches = self._known_match(key) or records.find_matches_in(
@@ -310,26 +482,31 @@ class _Transaction:
 
     def _new_id(self, entry: _Entry) -> str:
         if self.keep_ids:
-            candidate = None
-            if entry.full_url and entry.full_url.startswith("urn:uuid:"):
-                candidate = entry.full_url[len("urn:uuid:") :]
-            elif entry.resource and isinstance(entry.resource.get("id"), str):
-                candidate = entry.resource["id"]
-            if candidate and is_valid_id(candidate):
+            candidate = (
+                entry.prepared.candidate
+                if entry.prepared is not None
+                else _kept_id(entry.full_url, entry.resource)
+            )
+            if candidate:
                 return candidate
         return records.new_id()
 
     def _rewrite(self, entry: _Entry) -> None:
-        def replace(reference: str) -> str | None:
-            if reference in self.mapping:
-                return self.mapping[reference]
-            if reference.startswith("urn:uuid:"):
-                raise InvalidRequestError("a urn:uuid reference points at no entry of the Bundle")
-            if "?" in reference and not reference.startswith("#"):
-                return self._resolve_conditional(reference)
-            return None
+        if entry.prepared is not None:  # resolve now, rewrite the bytes when writing
+            for reference in entry.prepared.rewrites:
+                self._replacement(reference)
+            return
+        rewrite_references(entry.resource, self._replacement)
 
-        rewrite_references(entry.resource, replace)
+    def _replacement(self, reference: str) -> str | None:
+        """What ``reference`` becomes in this Bundle (None: it stays)."""
+        if reference in self.mapping:
+            return self.mapping[reference]
+        if reference.startswith("urn:uuid:"):
+            raise InvalidRequestError("a urn:uuid reference points at no entry of the Bundle")
+        if "?" in reference and not reference.startswith("#"):
+            return self._resolve_conditional(reference)
+        return None
 
     def _known_match(self, key: str) -> list[StoredResource]:
         """The resource a cached criteria string resolved to, if it is still there."""
@@ -363,6 +540,8 @@ class _Transaction:
 
     def _view(self) -> dict[tuple[str, str], StoredResource]:
         """The Bundle's own resources as if stored, for conditional references to them."""
+        if any(e.prepared is not None for e in self.entries):
+            raise _NeedsResourcesError
         if self._bundle_view is None:
             now = now_utc()
             self._bundle_view = {
@@ -383,7 +562,9 @@ class _Transaction:
 
     def _create_all(self, creates: list[_Entry]) -> None:
         requests = [
-            WriteRequest(
+            self._prepared_write(e, e.prepared)
+            if e.prepared is not None
+            else WriteRequest(
                 e.resource_type,
                 e.id or "",
                 e.resource or {},
@@ -406,6 +587,31 @@ class _Transaction:
             # the importer (``keep_ids``) stores records as they are, Slots or not.
             if not self.keep_ids and entry.resource_type == "Appointment":
                 self._guard(entry, lambda e: take_slots(self.tx, e.resource or {}))
+
+    def _prepared_write(self, entry: _Entry, prepared: PreparedEntry) -> PreparedWrite:
+        """The entry's resource with this Bundle's references spliced into its bytes and rows.
+
+        A ``"reference":"X"`` member in JSON text is exactly a ``reference`` key holding
+        ``X`` (inside a string the quotes would be escaped), the very places
+        :func:`rewrite_references` changes.
+        """
+        rest = prepared.rest
+        for reference in prepared.rewrites:
+            target = self.mapping.get(reference)
+            if target is not None and target != reference:
+                rest = rest.replace(
+                    b'"reference":' + orjson.dumps(reference), b'"reference":' + orjson.dumps(target)
+                )
+        strings, tokens, dates, quantities = prepared.rows
+        references = reference_rows(entry.resource_type, prepared.references, self.mapping)
+        return PreparedWrite(
+            entry.resource_type,
+            entry.id or "",
+            prepared.meta,
+            rest,
+            IndexEntries(strings, tokens, dates, quantities, references),
+            expected_version=None,
+        )
 
     def _other(self, entry: _Entry) -> None:
         if entry.method == "PUT":

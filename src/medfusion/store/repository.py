@@ -12,9 +12,15 @@ import orjson
 import sqlalchemy as sa
 
 from medfusion.errors import ConflictError, GoneError, NotFoundError, PreconditionFailedError
-from medfusion.fhir.repository import HistoryPage, StoredResource, WriteRequest, require_live
-from medfusion.fhir.resource import now_utc, same_content, stamp
-from medfusion.fhir.search import SearchQuery, SearchResult, extract_index
+from medfusion.fhir.repository import (
+    HistoryPage,
+    PreparedWrite,
+    StoredResource,
+    WriteRequest,
+    require_live,
+)
+from medfusion.fhir.resource import now_utc, same_content, stamp, stamp_parts
+from medfusion.fhir.search import IndexEntries, SearchQuery, SearchResult, extract_index
 from medfusion.store.engine import DriverReaders, write_connection
 from medfusion.store.protection import Protection
 from medfusion.store.rows import (
@@ -134,7 +140,7 @@ class SqlTransaction:
         return self.write_many([WriteRequest(resource_type, id, resource, expected_version)])[0]
 
     def write_many(
-        self, requests: Sequence[WriteRequest], *, skip_unchanged: bool = False
+        self, requests: Sequence[WriteRequest | PreparedWrite], *, skip_unchanged: bool = False
     ) -> list[StoredResource]:
         """Write many versions with a handful of statements (the ingest path).
 
@@ -224,7 +230,7 @@ class SqlTransaction:
 
     def _write_chunk(
         self,
-        chunk: Sequence[WriteRequest],
+        chunk: Sequence[WriteRequest | PreparedWrite],
         results: list[StoredResource | None],
         offset: int,
         skip_unchanged: bool,
@@ -265,7 +271,17 @@ class SqlTransaction:
             version = 1 if found is None else found.version + 1
             if found is not None:
                 retire_rids.append(found.rid)
-            body = stamp(request.resource, id=request.id, version=version, last_updated=when)
+            if isinstance(request, PreparedWrite):  # serialised by an import worker
+                body = stamp_parts(
+                    request.resource_type,
+                    request.id,
+                    request.meta,
+                    request.rest,
+                    version=version,
+                    last_updated=when,
+                )
+            else:
+                body = stamp(request.resource, id=request.id, version=version, last_updated=when)
             rows.append(
                 {
                     "res_type": request.resource_type,
@@ -287,7 +303,10 @@ class SqlTransaction:
             return
         rids = self._insert_resources(rows)
         self.insert_index(
-            [(rid, chunk[i].resource_type, chunk[i].resource) for rid, i in zip(rids, positions, strict=True)]
+            [
+                (rid, chunk[i].resource_type, _index_of(chunk[i]))
+                for rid, i in zip(rids, positions, strict=True)
+            ]
         )
 
     def _body_columns(self, resource_type: str, id: str, version: int, body: bytes) -> dict[str, Any]:
@@ -345,15 +364,17 @@ class SqlTransaction:
             for row in rows:
                 copy.write_row(row)
 
-    def insert_index(self, items: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-        """Write the search index rows of ``(rid, type, resource)`` (blinded where identifying)."""
+    def insert_index(self, items: Sequence[tuple[int, str, dict[str, Any] | IndexEntries]]) -> None:
+        """Write the search index rows of ``(rid, type, resource or its extracted rows)``
+        (blinded where identifying)."""
         strings: list[tuple[Any, ...]] = []
         tokens: list[tuple[Any, ...]] = []
         dates: list[tuple[Any, ...]] = []
         quantities: list[tuple[Any, ...]] = []
         references: list[tuple[Any, ...]] = []
         for rid, resource_type, body in items:
-            entries = self.protection.index(resource_type, extract_index(resource_type, body))
+            extracted = body if isinstance(body, IndexEntries) else extract_index(resource_type, body)
+            entries = self.protection.index(resource_type, extracted)
             head = (rid, resource_type)
             strings.extend(head + row for row in entries.strings)
             tokens.extend(head + row for row in token_rows(entries))
@@ -375,6 +396,10 @@ class SqlTransaction:
             else:
                 sql = f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
                 self.conn.exec_driver_sql(sql, batch)
+
+
+def _index_of(request: WriteRequest | PreparedWrite) -> dict[str, Any] | IndexEntries:
+    return request.index if isinstance(request, PreparedWrite) else request.resource
 
 
 class SqlRepository:

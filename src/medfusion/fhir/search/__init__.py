@@ -6,7 +6,13 @@ Pure: the SQL executor lives in :mod:`medfusion.store.search_sql` and reads the 
 
 from __future__ import annotations
 
-from medfusion.fhir.search._extract import IndexEntries, extract_index, normalize
+from medfusion.fhir.search._extract import (
+    IndexEntries,
+    extract_index,
+    extract_index_deferred,
+    normalize,
+    reference_rows,
+)
 from medfusion.fhir.search._memory import search_in_memory
 from medfusion.fhir.search._params import search_param_types
 from medfusion.fhir.search._parse import parse_search
@@ -36,8 +42,10 @@ __all__ = [
     "StringMatch",
     "TokenMatch",
     "extract_index",
+    "extract_index_deferred",
     "normalize",
     "parse_search",
+    "reference_rows",
     "search_in_memory",
     "search_param_types",
 ]

@@ -24,8 +24,10 @@ __all__ = [
     "IndexEntries",
     "clip",
     "extract_index",
+    "extract_index_deferred",
     "normalize",
     "parse_date",
+    "reference_rows",
 ]
 
 MAX_LEN = 255
@@ -239,15 +241,21 @@ def _quantities(value: Any) -> Iterator[tuple[float, str | None, str | None]]:
         yield float(number), None, unit
 
 
-def _references(value: Any, targets: frozenset[str] | None) -> Iterator[tuple[str, str]]:
-    if not isinstance(value, Mapping) or not isinstance(value.get("reference"), str):
-        return
-    reference: str = value["reference"]
+def _raw_reference(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        reference = value.get("reference")
+        if isinstance(reference, str):
+            return reference
+    return None
+
+
+def _reference_row(reference: str, targets: frozenset[str] | None) -> tuple[str, str] | None:
     if reference.startswith(("#", "urn:")):  # contained, or unresolved urn:uuid
-        return
+        return None
     split = split_reference(reference)
     if split is not None and (targets is None or split[0] in targets):
-        yield split
+        return split[0], clip(split[1])
+    return None
 
 
 def _deceased(resource: Mapping[str, Any]) -> str:
@@ -273,12 +281,27 @@ def extract_index(resource_type: str, resource: Mapping[str, Any]) -> IndexEntri
     IndexEntries
         Deduplicated rows per index table; strings are truncated to 255 characters.
     """
+    entries, references = extract_index_deferred(resource_type, resource)
+    entries.references.extend(reference_rows(resource_type, references))
+    return entries
+
+
+def extract_index_deferred(
+    resource_type: str, resource: Mapping[str, Any]
+) -> tuple[IndexEntries, list[tuple[str, str]]]:
+    """:func:`extract_index` with the reference rows left as ``(param, reference string)``.
+
+    For a resource whose references are not final yet (a Bundle entry before its
+    ``urn:uuid`` and conditional references are resolved): the importer's workers extract
+    the rest, and :func:`reference_rows` finishes the job once the targets are known.
+    The returned ``IndexEntries.references`` is empty.
+    """
     strings: dict[tuple[str, str, str], None] = {}
     tokens: dict[tuple[str, str | None, str | None], None] = {}
     dates: dict[tuple[str, float, float], None] = {}
     quantities: dict[tuple[str, float, str | None, str | None], None] = {}
-    references: dict[tuple[str, str | None, str], None] = {}
-    for name, kind, paths, targets in _plan(resource_type):
+    references: dict[tuple[str, str], None] = {}
+    for name, kind, paths, _targets in _plan(resource_type):
         if kind == "deceased":
             tokens[(name, None, _deceased(resource))] = None
             continue
@@ -305,15 +328,40 @@ def extract_index(resource_type: str, resource: Mapping[str, Any]) -> IndexEntri
                     for number, system, code in _quantities(value):
                         quantities[(name, number, _clip_opt(system), _clip_opt(code))] = None
                 elif kind == "reference":
-                    for target_type, target_id in _references(value, targets):
-                        references[(name, target_type, clip(target_id))] = None
-    return IndexEntries(
+                    reference = _raw_reference(value)
+                    if reference is not None:
+                        references[(name, reference)] = None
+    entries = IndexEntries(
         strings=list(strings),
         tokens=list(tokens),
         dates=list(dates),
         quantities=list(quantities),
-        references=list(references),
+        references=[],
     )
+    return entries, list(references)
+
+
+def reference_rows(
+    resource_type: str,
+    references: list[tuple[str, str]],
+    final: Mapping[str, str] | None = None,
+) -> list[tuple[str, str | None, str]]:
+    """The reference index rows of :func:`extract_index_deferred`'s ``(param, reference)``
+    pairs, each reference first replaced by ``final[reference]`` where it has one."""
+    targets = _targets(resource_type)
+    rows: dict[tuple[str, str | None, str], None] = {}
+    for name, reference in references:
+        if final is not None:
+            reference = final.get(reference, reference)
+        row = _reference_row(reference, targets[name])
+        if row is not None:
+            rows[(name, row[0], row[1])] = None
+    return list(rows)
+
+
+@cache
+def _targets(resource_type: str) -> dict[str, frozenset[str] | None]:
+    return {name: targets for name, kind, _paths, targets in _plan(resource_type) if kind == "reference"}
 
 
 _Plan = tuple[tuple[str, str, tuple[tuple[_Step, ...], ...], frozenset[str] | None], ...]
