@@ -9,6 +9,7 @@ runs each entry in a transaction of its own and reports each outcome.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -219,7 +220,7 @@ def prepare_bundle(bundle: dict[str, Any]) -> PreparedBundle | None:
                 rest=rest,
                 rows=rows,
                 references=references,
-                rewrites=_rewritable(resource, full_urls),
+                rewrites=_rewritable(rest, full_urls),
             )
         )
     return PreparedBundle(entries)
@@ -235,15 +236,23 @@ def _kept_id(full_url: str | None, resource: dict[str, Any] | None) -> str | Non
     return candidate if candidate and is_valid_id(candidate) else None
 
 
-def _rewritable(resource: dict[str, Any], full_urls: set[str]) -> tuple[str, ...]:
-    found: dict[str, None] = {}
+def _rewritable(rest: bytes, full_urls: set[str]) -> tuple[str, ...]:
+    """The reference strings in ``rest`` that the Bundle may resolve, in document order.
 
-    def note(reference: str) -> None:
+    A scan of the serialised JSON: there a ``"reference":"…"`` member is exactly a
+    ``reference`` key holding a string (a quote inside a string is escaped), the very
+    places :func:`rewrite_references` visits, at a small part of the cost of a walk.
+    """
+    found: dict[str, None] = {}
+    for match in _REFERENCE.finditer(rest):
+        raw = match.group(1)
+        reference: str = orjson.loads(b'"%b"' % raw) if b"\\" in raw else raw.decode()
         if reference in full_urls or _resolvable(reference):
             found[reference] = None
-
-    rewrite_references(resource, note)
     return tuple(found)
+
+
+_REFERENCE = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
 
 
 def _resolvable(reference: str) -> bool:
