@@ -171,8 +171,7 @@ def _edge_cases(folder: Path) -> None:
         ),
         _post(_urn(5), {"resourceType": "Patient", "id": "ignored-by-urn", "gender": "other"}),
     )
-    # 3: a conditional reference that only an entry of the same Bundle satisfies (the
-    # workers' output cannot settle it: the writer takes the Bundle itself), and an
+    # 3: a conditional reference that only an entry of the same Bundle satisfies, and an
     # absolute fullUrl referenced literally.
     org = {
         "resourceType": "Organization",
@@ -199,6 +198,23 @@ def _edge_cases(folder: Path) -> None:
     )
     # 5: no fullUrl and no id: not comparable across stores (a fresh id), so an id is given.
     _bundle(folder / "e.json", _post(None, {"resourceType": "Patient", "id": "given-id", "gender": "male"}))
+    # 6: a conditional reference searching the Bundle's own entries by a reference, which
+    # must see their references rewritten: the workers' output cannot settle it, and the
+    # writer takes the Bundle itself.
+    _bundle(
+        folder / "f.json",
+        _post(_urn(8), {"resourceType": "Patient", "generalPractitioner": [{"reference": _urn(9)}]}),
+        _post(_urn(9), {"resourceType": "Practitioner", "identifier": [{"system": _NPI, "value": "8"}]}),
+        _post(
+            _urn(10),
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "weight"},
+                "subject": {"reference": f"Patient?general-practitioner=Practitioner/{_urn(9)[9:]}"},
+            },
+        ),
+    )
 
 
 @pytest.mark.usefixtures("eager_workers")
@@ -209,15 +225,20 @@ def test_edge_case_bundles_store_the_same_through_the_workers(
     folder.mkdir()
     _edge_cases(folder)
     by_workers, by_writer, workers, inline = _import_both(folder, tmp_path)
-    # a, b and e go the prepared way and c is handed back (d's failure runs the group twice)
-    assert eager_workers["prepared"] >= 3
+    # a, b, c and e go the prepared way and f is handed back (d's failure runs the group twice)
+    assert eager_workers["prepared"] >= 4
     assert eager_workers["handed back"] >= 1
     assert [p.file for p in by_writer.problems] == ["d.json"]
     with workers.begin_read() as tx:
         encounter = tx.read("Encounter", "00000004-0000-4000-8000-000000000000").json()
+        patient = tx.read("Patient", "00000006-0000-4000-8000-000000000000").json()
+        observation = tx.read("Observation", "00000010-0000-4000-8000-000000000000").json()
     stored = "Practitioner/00000001-0000-4000-8000-000000000000"
     assert [p["individual"]["reference"] for p in encounter["participant"]] == [stored, stored]
     assert encounter["contained"][0]["partOf"]["reference"] == stored
+    assert patient["managingOrganization"]["reference"] == "Organization/org-1"
+    assert patient["link"][0]["other"]["reference"] == "Organization/org-1"
+    assert observation["subject"]["reference"] == "Patient/00000008-0000-4000-8000-000000000000"
     _assert_same(by_workers, by_writer, workers, inline)
 
 
@@ -228,9 +249,7 @@ def test_synthetic_bundles_store_the_same_through_the_workers(
     folder = tmp_path / "files"
     write_bundles(folder, patients=40, seed=5)
     by_workers, by_writer, workers, inline = _import_both(folder, tmp_path)
-    # The first Bundle naming each practitioner and organisation is handed back (its
-    # conditional reference is searched for among its own entries); the rest are not.
-    assert eager_workers["prepared"] >= 10
+    assert eager_workers["prepared"] == 40
     assert by_workers.resources > 1000
     _assert_same(by_workers, by_writer, workers, inline)
 

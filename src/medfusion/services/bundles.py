@@ -37,6 +37,7 @@ from medfusion.fhir.repository import (
 from medfusion.fhir.resource import format_instant, now_utc, split_for_stamp
 from medfusion.fhir.search import (
     IndexEntries,
+    SearchQuery,
     extract_index_deferred,
     parse_search,
     reference_rows,
@@ -118,7 +119,8 @@ class PreparedBundle(NamedTuple):
 
 
 class _NeedsResourcesError(Exception):
-    """A prepared Bundle needs its resources as dicts after all (to search among them)."""
+    """A prepared Bundle must be searched with its references rewritten (the writer then
+    takes the Bundle itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,8 +379,8 @@ def process_prepared(
     """Import a transaction Bundle from :func:`prepare_bundle`'s output, in ``tx``.
 
     The same result as :func:`process_bundle` with ``keep_ids`` on the Bundle itself.
-    None when a conditional reference must be searched for among the Bundle's own
-    resources: the caller then imports the Bundle with :func:`process_bundle`.
+    None when a conditional reference searches the Bundle's own resources by a reference
+    parameter: the caller then imports the Bundle with :func:`process_bundle`.
     """
     entries = [
         _Entry(
@@ -407,6 +409,17 @@ def process_prepared(
 
 def _failure(error: MedfusionError) -> EntryResult:
     return EntryResult(status=str(status_for(error)), outcome=outcome_for_error(error))
+
+
+def _as_sent(entry: _Entry, id: str) -> bytes:
+    """The entry's resource with ``id`` set, as JSON (from the worker's bytes if prepared)."""
+    if entry.prepared is None:
+        return orjson.dumps({**(entry.resource or {}), "id": id})
+    prepared = entry.prepared
+    head = b'{"resourceType":%b,"id":%b' % (orjson.dumps(entry.resource_type), orjson.dumps(id))
+    if prepared.meta:
+        head += b',"meta":%b' % orjson.dumps(prepared.meta)
+    return head + (b"," + prepared.rest[1:] if len(prepared.rest) > 2 else b"}")
 
 
 class _Transaction:
@@ -535,10 +548,10 @@ class _Transaction:
         params = parse_query(query)
         found = {(s.resource_type, s.id) for s in records.find_matches_in(self.tx, target_type, params)}
         settings = get_settings()
-        in_bundle = search_in_memory(
-            self._view(),
-            parse_search(target_type, params, strict=True, default_count=2, max_count=settings.max_page_size),
+        search = parse_search(
+            target_type, params, strict=True, default_count=2, max_count=settings.max_page_size
         )
+        in_bundle = search_in_memory(self._view(search), search)
         found |= {(s.resource_type, s.id) for s in in_bundle.matches}
         if len(found) != 1:
             problem = "no resource" if not found else "more than one resource"
@@ -547,18 +560,23 @@ class _Transaction:
         self.mapping[reference] = self.learned[reference] = f"{resource_type}/{id}"
         return self.mapping[reference]
 
-    def _view(self) -> dict[tuple[str, str], StoredResource]:
+    def _view(self, search: SearchQuery) -> dict[tuple[str, str], StoredResource]:
         """The Bundle's own resources as if stored, for conditional references to them."""
-        if any(e.prepared is not None for e in self.entries):
+        prepared = any(e.prepared is not None for e in self.entries)
+        if prepared and any(c.type == "reference" for c in search.criteria):
+            # The entries met so far are searched with their references rewritten, which
+            # a prepared Bundle does not have: the writer takes the Bundle itself.
             raise _NeedsResourcesError
         if self._bundle_view is None:
             now = now_utc()
             self._bundle_view = {
                 (e.resource_type, e.id): StoredResource(
-                    e.resource_type, e.id, 1, now, False, orjson.dumps({**e.resource, "id": e.id})
+                    e.resource_type, e.id, 1, now, False, _as_sent(e, e.id)
                 )
                 for e in self.entries
-                if e.resource is not None and e.id is not None and e.method in ("POST", "PUT")
+                if (e.resource is not None or e.prepared is not None)
+                and e.id is not None
+                and e.method in ("POST", "PUT")
             }
         return self._bundle_view
 

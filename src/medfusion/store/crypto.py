@@ -125,7 +125,8 @@ class Keyring:
     # -- blind indexes --------------------------------------------------------------
     def blind(self, value: str) -> str:
         """The blind index of a normalised value: 32 hex digits of HMAC-SHA256."""
-        return hmac.new(self.index_key, value.encode(), hashlib.sha256).hexdigest()[:32]
+        # hmac.digest: OpenSSL's one-shot HMAC, a third of the cost of an hmac.new object
+        return hmac.digest(self.index_key, value.encode(), "sha256").hex()[:32]
 
     # -- rotation and storage -------------------------------------------------------
     def rotated(self) -> Keyring:
