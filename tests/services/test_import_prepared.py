@@ -53,8 +53,8 @@ def eager_workers(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return taken
 
 
-def _store(path: Path) -> SqlRepository:
-    repo = open_repository(f"sqlite:///{path}")
+def _store(url: str) -> SqlRepository:
+    repo = open_repository(url)
     assert isinstance(repo, SqlRepository)
     return repo
 
@@ -86,9 +86,10 @@ def _contents(repo: SqlRepository) -> tuple[dict[tuple[str, str], Any], dict[str
 
 
 def _import_both(
-    folder: Path, tmp_path: Path
+    folder: Path, tmp_path: Path, workers_url: str | None = None
 ) -> tuple[ImportReport, ImportReport, SqlRepository, SqlRepository]:
-    workers, inline = _store(tmp_path / "workers.db"), _store(tmp_path / "inline.db")
+    workers = _store(workers_url or f"sqlite:///{tmp_path / 'workers.db'}")
+    inline = _store(f"sqlite:///{tmp_path / 'inline.db'}")
     with override_settings(import_workers=1):
         by_workers = import_paths(workers, paths=[folder])
     with override_settings(import_workers=0):
@@ -268,4 +269,18 @@ def test_synthea_bundles_store_the_same_through_the_workers(
     by_workers, by_writer, workers, inline = _import_both(folder, tmp_path)
     assert eager_workers["prepared"] > 0
     assert not by_workers.problems
+    _assert_same(by_workers, by_writer, workers, inline)
+
+
+@pytest.mark.usefixtures("eager_workers")
+def test_prepared_bundles_store_the_same_on_postgresql(
+    eager_workers: Counter[str], postgres_url: str, tmp_path: Path
+) -> None:
+    """Through the workers into PostgreSQL (``COPY``) against inline into SQLite."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    _edge_cases(folder)
+    write_bundles(folder / "synthetic", patients=10, seed=8)
+    by_workers, by_writer, workers, inline = _import_both(folder, tmp_path, postgres_url)
+    assert eager_workers["prepared"] >= 14
     _assert_same(by_workers, by_writer, workers, inline)
