@@ -9,7 +9,6 @@ workers and inline, into two fresh stores that are then compared row for row.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -86,14 +85,14 @@ def _contents(repo: SqlRepository) -> tuple[dict[tuple[str, str], Any], dict[str
 
 
 def _import_both(
-    folder: Path, tmp_path: Path, workers_url: str | None = None
+    paths: list[Path], tmp_path: Path, workers_url: str | None = None
 ) -> tuple[ImportReport, ImportReport, SqlRepository, SqlRepository]:
     workers = _store(workers_url or f"sqlite:///{tmp_path / 'workers.db'}")
     inline = _store(f"sqlite:///{tmp_path / 'inline.db'}")
     with override_settings(import_workers=1):
-        by_workers = import_paths(workers, paths=[folder])
+        by_workers = import_paths(workers, paths=paths)
     with override_settings(import_workers=0):
-        by_writer = import_paths(inline, paths=[folder])
+        by_writer = import_paths(inline, paths=paths)
     return by_workers, by_writer, workers, inline
 
 
@@ -218,14 +217,13 @@ def _edge_cases(folder: Path) -> None:
     )
 
 
-@pytest.mark.usefixtures("eager_workers")
 def test_edge_case_bundles_store_the_same_through_the_workers(
     eager_workers: Counter[str], tmp_path: Path
 ) -> None:
     folder = tmp_path / "files"
     folder.mkdir()
     _edge_cases(folder)
-    by_workers, by_writer, workers, inline = _import_both(folder, tmp_path)
+    by_workers, by_writer, workers, inline = _import_both([folder], tmp_path)
     # a, b, c and e go the prepared way and f is handed back (d's failure runs the group twice)
     assert eager_workers["prepared"] >= 4
     assert eager_workers["handed back"] >= 1
@@ -243,36 +241,30 @@ def test_edge_case_bundles_store_the_same_through_the_workers(
     _assert_same(by_workers, by_writer, workers, inline)
 
 
-@pytest.mark.usefixtures("eager_workers")
 def test_synthetic_bundles_store_the_same_through_the_workers(
     eager_workers: Counter[str], tmp_path: Path
 ) -> None:
     folder = tmp_path / "files"
     write_bundles(folder, patients=40, seed=5)
-    by_workers, by_writer, workers, inline = _import_both(folder, tmp_path)
+    by_workers, by_writer, workers, inline = _import_both([folder], tmp_path)
     assert eager_workers["prepared"] == 40
     assert by_workers.resources > 1000
     _assert_same(by_workers, by_writer, workers, inline)
 
 
-@pytest.mark.usefixtures("eager_workers")
 def test_synthea_bundles_store_the_same_through_the_workers(
     eager_workers: Counter[str], data_dir: Path, tmp_path: Path
 ) -> None:
     source = data_dir / "synthea"
     if not source.is_dir():
         pytest.skip(f"{source} is absent")
-    folder = tmp_path / "files"
-    folder.mkdir()
-    for path in sorted(source.glob("*.json"))[:8]:
-        shutil.copy(path, folder / path.name)
-    by_workers, by_writer, workers, inline = _import_both(folder, tmp_path)
+    files = sorted(source.glob("*.json"))[:8]
+    by_workers, by_writer, workers, inline = _import_both(files, tmp_path)
     assert eager_workers["prepared"] > 0
     assert not by_workers.problems
     _assert_same(by_workers, by_writer, workers, inline)
 
 
-@pytest.mark.usefixtures("eager_workers")
 def test_prepared_bundles_store_the_same_on_postgresql(
     eager_workers: Counter[str], postgres_url: str, tmp_path: Path
 ) -> None:
@@ -281,6 +273,6 @@ def test_prepared_bundles_store_the_same_on_postgresql(
     folder.mkdir()
     _edge_cases(folder)
     write_bundles(folder / "synthetic", patients=10, seed=8)
-    by_workers, by_writer, workers, inline = _import_both(folder, tmp_path, postgres_url)
+    by_workers, by_writer, workers, inline = _import_both([folder], tmp_path, postgres_url)
     assert eager_workers["prepared"] >= 14
     _assert_same(by_workers, by_writer, workers, inline)
