@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from medfusion.errors import GoneError, NotFoundError
+from medfusion.fhir.resource import stamp, stamp_parts
 
 if TYPE_CHECKING:
     from medfusion.fhir.search import IndexEntries, SearchQuery, SearchResult
@@ -95,6 +96,16 @@ class WriteRequest:
     resource: dict[str, Any]
     expected_version: int | None = None
 
+    def stamped(self, version: int, last_updated: datetime) -> bytes:
+        """The bytes to store as ``version`` (:func:`medfusion.fhir.resource.stamp`)."""
+        return stamp(self.resource, id=self.id, version=version, last_updated=last_updated)
+
+    def index_entries(self) -> IndexEntries:
+        """The search index rows of the resource."""
+        from medfusion.fhir.search import extract_index  # fhir.search imports this module
+
+        return extract_index(self.resource_type, self.resource)
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedWrite:
@@ -121,6 +132,16 @@ class PreparedWrite:
             head["meta"] = self.meta
         value: dict[str, Any] = {**head, **orjson.loads(self.rest)}
         return value
+
+    def stamped(self, version: int, last_updated: datetime) -> bytes:
+        """The bytes to store as ``version``, spliced from the prepared parts."""
+        return stamp_parts(
+            self.resource_type, self.id, self.meta, self.rest, version=version, last_updated=last_updated
+        )
+
+    def index_entries(self) -> IndexEntries:
+        """The search index rows, extracted by the worker."""
+        return self.index
 
 
 @dataclass(frozen=True, slots=True)

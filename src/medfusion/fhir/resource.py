@@ -8,7 +8,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["format_instant", "now_utc", "same_content", "split_for_stamp", "stamp", "stamp_parts"]
+__all__ = [
+    "format_instant",
+    "join_parts",
+    "now_utc",
+    "same_content",
+    "split_for_stamp",
+    "stamp",
+    "stamp_parts",
+]
 
 
 def now_utc() -> datetime:
@@ -66,11 +74,15 @@ def stamp_parts(
     stamped = dict(meta) if meta else {}
     stamped["versionId"] = str(version)
     stamped["lastUpdated"] = format_instant(last_updated)
-    head = b'{"resourceType":%b,"id":%b,"meta":%b' % (
-        orjson.dumps(resource_type),
-        orjson.dumps(id),
-        orjson.dumps(stamped),
-    )
+    return join_parts(resource_type, id, stamped, rest)
+
+
+def join_parts(resource_type: str, id: str, meta: dict[str, Any] | None, rest: bytes) -> bytes:
+    """The JSON of a resource from :func:`split_for_stamp`'s parts and an id (``meta`` left
+    out when empty): ``resourceType``, ``id`` and ``meta`` first, then ``rest``'s members."""
+    head = b'{"resourceType":%b,"id":%b' % (orjson.dumps(resource_type), orjson.dumps(id))
+    if meta:
+        head += b',"meta":%b' % orjson.dumps(meta)
     return head + (b"," + rest[1:] if len(rest) > 2 else b"}")
 
 

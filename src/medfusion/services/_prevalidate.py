@@ -25,7 +25,7 @@ from medfusion.errors import InvalidRequestError, MedfusionError
 from medfusion.services.bundles import PreparedBundle, entries_valid, prepare_bundle
 from medfusion.services.parsing import check_type, parse_json, parse_resource
 
-__all__ = ["Checked", "Prevalidator", "file_valid", "files_valid", "valid_resource"]
+__all__ = ["GC_THRESHOLDS", "Checked", "Prevalidator", "file_valid", "files_valid", "valid_resource"]
 
 Checked = bool | PreparedBundle
 """What the workers found of a file: invalid (False), valid (True), or a valid transaction
@@ -36,6 +36,8 @@ Bundle already prepared for writing (:func:`medfusion.services.bundles.prepare_b
 _MIN_FILES = 8
 _MIN_BYTES = 8 * 2**20
 _CHUNK = 8  # files per worker task
+# An import's writer and workers collect cycles seldom (see ``importer._few_collections``).
+GC_THRESHOLDS = (50_000, 20, 50)
 
 
 def valid_resource(raw: Any) -> dict[str, Any]:
@@ -94,7 +96,7 @@ def file_valid(path: str) -> Checked:
 def _start_worker() -> None:
     """A worker parses and drops thousands of resources a second: collect cycles seldom
     (as the writer does while importing)."""
-    gc.set_threshold(50_000, 20, 50)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _worker_count(setting: int) -> int:

@@ -34,7 +34,7 @@ from medfusion.fhir.repository import (
     StoredResource,
     WriteRequest,
 )
-from medfusion.fhir.resource import format_instant, now_utc, split_for_stamp
+from medfusion.fhir.resource import format_instant, join_parts, now_utc, split_for_stamp
 from medfusion.fhir.search import (
     IndexEntries,
     SearchQuery,
@@ -415,11 +415,7 @@ def _as_sent(entry: _Entry, id: str) -> bytes:
     """The entry's resource with ``id`` set, as JSON (from the worker's bytes if prepared)."""
     if entry.prepared is None:
         return orjson.dumps({**(entry.resource or {}), "id": id})
-    prepared = entry.prepared
-    head = b'{"resourceType":%b,"id":%b' % (orjson.dumps(entry.resource_type), orjson.dumps(id))
-    if prepared.meta:
-        head += b',"meta":%b' % orjson.dumps(prepared.meta)
-    return head + (b"," + prepared.rest[1:] if len(prepared.rest) > 2 else b"}")
+    return join_parts(entry.resource_type, id, entry.prepared.meta, entry.prepared.rest)
 
 
 class _Transaction:

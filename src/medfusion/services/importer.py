@@ -15,20 +15,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from medfusion.config import get_settings
 from medfusion.errors import BundleEntryError, InvalidRequestError, MedfusionError
 from medfusion.fhir.references import is_valid_id
 from medfusion.fhir.repository import FhirRepository, WriteRequest
 from medfusion.services._import_tx import Committer
-from medfusion.services._prevalidate import Checked, Prevalidator, valid_resource
+from medfusion.services._prevalidate import GC_THRESHOLDS, Checked, Prevalidator, valid_resource
 from medfusion.services.bundles import BundleReport, PreparedBundle, process_bundle, process_prepared
 from medfusion.services.parsing import parse_json
 from medfusion.services.records import new_id
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["ImportProblem", "ImportReport", "find_files", "import_paths"]
 
@@ -149,7 +146,7 @@ def _few_collections() -> Iterator[None]:
     still walks the young ones every 700 allocations, about a tenth of the writer's time.
     """
     previous = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 50)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         yield
     finally:

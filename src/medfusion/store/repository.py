@@ -19,7 +19,7 @@ from medfusion.fhir.repository import (
     WriteRequest,
     require_live,
 )
-from medfusion.fhir.resource import now_utc, same_content, stamp, stamp_parts
+from medfusion.fhir.resource import now_utc, same_content
 from medfusion.fhir.search import IndexEntries, SearchQuery, SearchResult, extract_index
 from medfusion.store.engine import DriverReaders, write_connection
 from medfusion.store.protection import Protection
@@ -271,17 +271,7 @@ class SqlTransaction:
             version = 1 if found is None else found.version + 1
             if found is not None:
                 retire_rids.append(found.rid)
-            if isinstance(request, PreparedWrite):  # serialised by an import worker
-                body = stamp_parts(
-                    request.resource_type,
-                    request.id,
-                    request.meta,
-                    request.rest,
-                    version=version,
-                    last_updated=when,
-                )
-            else:
-                body = stamp(request.resource, id=request.id, version=version, last_updated=when)
+            body = request.stamped(version, when)
             rows.append(
                 {
                     "res_type": request.resource_type,
@@ -304,7 +294,7 @@ class SqlTransaction:
         rids = self._insert_resources(rows)
         self.insert_index(
             [
-                (rid, chunk[i].resource_type, _index_of(chunk[i]))
+                (rid, chunk[i].resource_type, chunk[i].index_entries())
                 for rid, i in zip(rids, positions, strict=True)
             ]
         )
@@ -396,10 +386,6 @@ class SqlTransaction:
             else:
                 sql = f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
                 self.conn.exec_driver_sql(sql, batch)
-
-
-def _index_of(request: WriteRequest | PreparedWrite) -> dict[str, Any] | IndexEntries:
-    return request.index if isinstance(request, PreparedWrite) else request.resource
 
 
 class SqlRepository:
